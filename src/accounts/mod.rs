@@ -1,0 +1,496 @@
+//! What signing in means: the login policy, unionid linking, session refresh, phone numbers and
+//! open data. No HTTP here: `api` parses requests and calls these functions, which use `store`
+//! and `wechat` and return `crate::error::Error`.
+
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{AppCredentials, Config, LoginPolicy};
+use crate::error::{Code, Error, Result, WechatAnswer, DECRYPT_FAILED};
+use crate::store::kv::Kv;
+use crate::store::sessions::{Session, Sessions, Token};
+use crate::store::users::{self, Identity, Phone, ProfileChange, Provider, User, Users};
+use crate::wechat::{self, crypto, errcode, WechatError};
+
+/// How long a login code's first answer is replayed to a retry of the same code.
+const REPLAY_WINDOW: Duration = Duration::from_secs(60);
+/// How long the session_key before a refresh is still tried for decryption.
+const PREVIOUS_KEY_GRACE: i64 = 300;
+/// How long a retry waits for the first call of the same code to finish.
+const REPLAY_WAIT: Duration = Duration::from_secs(15);
+
+/// A signed-in session as login answers it.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub token: Token,
+    pub expires_in: u64,
+    pub is_new_user: bool,
+    pub user: User,
+}
+
+/// What login takes.
+pub struct LoginInput {
+    pub code: String,
+    pub appid: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<secrecy::SecretString>,
+}
+
+/// A phone number as `me/phone` answers it.
+pub type PhoneNumber = Phone;
+
+/// Open data after decryption, the watermark apart.
+pub struct OpenData {
+    pub data: serde_json::Map<String, serde_json::Value>,
+    pub watermark: serde_json::Value,
+}
+
+/// What the first call of a login code answered, kept for its retries.
+#[derive(Serialize, Deserialize)]
+enum Replay {
+    Pending,
+    Done {
+        token: String,
+        user_id: String,
+        is_new_user: bool,
+    },
+    Failed {
+        code: String,
+        message: String,
+        wechat: Option<WechatAnswer>,
+    },
+}
+
+/// The service: settings, stores and the WeChat client.
+#[derive(Clone)]
+pub struct Accounts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    miniprograms: Vec<AppCredentials>,
+    login_policy: LoginPolicy,
+    users: Users,
+    sessions: Sessions,
+    kv: Kv,
+    wechat: wechat::Client,
+    tokens: tokens::AccessTokens,
+}
+
+/// Checks a code from `wx.login` or `getPhoneNumber` before it goes to WeChat.
+fn check_code(field: &str, code: &str) -> Result<()> {
+    if code.is_empty() || code.len() > 128 || !code.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(format!(
+            "`{field}` must be the code WeChat gave the mini program (1 to 128 visible ASCII characters)."
+        )));
+    }
+    Ok(())
+}
+
+impl Accounts {
+    pub fn new(
+        config: &Config,
+        users: Users,
+        sessions: Sessions,
+        kv: Kv,
+        wechat: wechat::Client,
+    ) -> Self {
+        Accounts {
+            inner: Arc::new(Inner {
+                miniprograms: config.miniprograms.clone(),
+                login_policy: config.login_policy,
+                tokens: tokens::AccessTokens::new(kv.clone(), wechat.clone()),
+                users,
+                sessions,
+                kv,
+                wechat,
+            }),
+        }
+    }
+
+    pub fn users(&self) -> &Users {
+        &self.inner.users
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    /// Whether Redis (or the in-process store) and the database answer.
+    pub async fn ready(&self) -> std::result::Result<(), String> {
+        self.inner.kv.ping().await.map_err(|e| e.to_string())?;
+        self.inner.users.ping().await.map_err(|e| e.to_string())
+    }
+
+    /// The mini program a request names, or the only one configured.
+    fn miniprogram(&self, appid: Option<&str>) -> Result<&AppCredentials> {
+        let apps = &self.inner.miniprograms;
+        match appid {
+            Some(id) => apps.iter().find(|a| a.appid == id).ok_or_else(|| {
+                Error::invalid(format!(
+                    "appid `{id}` is not a mini program this server serves."
+                ))
+            }),
+            None if apps.len() == 1 => Ok(&apps[0]),
+            None if apps.is_empty() => Err(Error::invalid(
+                "This server has no mini program configured.",
+            )),
+            None => Err(Error::invalid(
+                "Several mini programs are configured: send `appid` with the code.",
+            )),
+        }
+    }
+
+    /// Signs a mini program user in with a `wx.login` code. The same code sent again within a
+    /// minute answers what its first call answered, without a second call to WeChat.
+    pub async fn login(&self, input: LoginInput) -> Result<SignedIn> {
+        let app = self.miniprogram(input.appid.as_deref())?.clone();
+        check_code("code", &input.code)?;
+        if input.username.is_some() || input.password.is_some() {
+            return Err(Error::invalid(
+                "Signing in with username and password is not available on this server yet: send the code alone.",
+            ));
+        }
+        let replay_key = format!(
+            "login:{}",
+            hex::encode(Sha256::digest(format!("{}\0{}", app.appid, input.code)))
+        );
+        let pending = serde_json::to_vec(&Replay::Pending).expect("serializable");
+        if !self
+            .inner
+            .kv
+            .set_nx(&replay_key, &pending, REPLAY_WINDOW)
+            .await?
+        {
+            return self.replay(&replay_key).await;
+        }
+        let outcome = self.login_once(&app, &input.code).await;
+        let record = match &outcome {
+            Ok(s) => Some(Replay::Done {
+                token: s.token.reveal(),
+                user_id: s.user.id.clone(),
+                is_new_user: s.is_new_user,
+            }),
+            // No answer from WeChat or our storage: the code may still be good, let a retry try.
+            Err(e) if matches!(e.code, Code::WechatUnavailable | Code::ServiceUnavailable) => None,
+            Err(e) => Some(Replay::Failed {
+                code: e.code.as_str().to_string(),
+                message: e.message.clone(),
+                wechat: e.wechat.clone(),
+            }),
+        };
+        let stored = match record {
+            Some(r) => {
+                let bytes = serde_json::to_vec(&r).expect("serializable");
+                self.inner.kv.set(&replay_key, &bytes, REPLAY_WINDOW).await
+            }
+            None => self.inner.kv.del(&replay_key).await.map(|_| ()),
+        };
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "could not record the login code's answer for retries");
+        }
+        outcome
+    }
+
+    async fn replay(&self, key: &str) -> Result<SignedIn> {
+        let deadline = tokio::time::Instant::now() + REPLAY_WAIT;
+        loop {
+            let record = match self.inner.kv.get(key).await? {
+                Some(bytes) => serde_json::from_slice::<Replay>(&bytes).ok(),
+                None => None,
+            };
+            match record {
+                Some(Replay::Pending) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Some(Replay::Done { token, user_id, is_new_user }) => {
+                    let token = Token::parse(&token).ok_or_else(Error::unauthenticated)?;
+                    if self.inner.sessions.get(&token).await?.is_none() {
+                        // Logged out since: the code is spent, as WeChat would say.
+                        return Err(Error::from(WechatError::Api(WechatAnswer {
+                            errcode: errcode::CODE_BEEN_USED,
+                            errmsg: "code been used".into(),
+                        })));
+                    }
+                    let user = self.user(&user_id).await?;
+                    return Ok(SignedIn {
+                        token,
+                        expires_in: self.inner.sessions.ttl().as_secs(),
+                        is_new_user,
+                        user,
+                    });
+                }
+                Some(Replay::Failed { code, message, wechat }) => {
+                    let code = Code::ALL.into_iter().find(|c| c.as_str() == code).unwrap_or(Code::WechatError);
+                    let mut e = Error::new(code, message);
+                    e.wechat = wechat;
+                    return Err(e);
+                }
+                // The first call is still running past the wait, or failed without an answer.
+                Some(Replay::Pending) | None => {
+                    return Err(Error::new(
+                        Code::WechatUnavailable,
+                        "This code is being used by another request that has not finished. Call wx.login for a new code and try again.",
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn login_once(&self, app: &AppCredentials, code: &str) -> Result<SignedIn> {
+        let wx = self
+            .inner
+            .wechat
+            .code2session(&app.appid, &app.secret, code)
+            .await?;
+        let users = &self.inner.users;
+        let identity = Identity {
+            provider: Provider::MiniProgram,
+            appid: app.appid.clone(),
+            openid: wx.openid.clone(),
+            unionid: wx.unionid.clone(),
+        };
+        let (user_id, is_new_user) = match users.find_identity(&app.appid, &wx.openid).await? {
+            Some((user_id, known_unionid)) => {
+                if let (None, Some(u)) = (known_unionid, &wx.unionid) {
+                    users.record_unionid(&app.appid, &wx.openid, u).await?;
+                }
+                (user_id, false)
+            }
+            None => {
+                let linked = match &wx.unionid {
+                    Some(u) => users.find_user_by_unionid(u).await?,
+                    None => None,
+                };
+                match (linked, self.inner.login_policy) {
+                    (Some(owner), _) => {
+                        let (owner, _) = users.link_identity(&owner, &identity).await?;
+                        (owner, false)
+                    }
+                    (None, LoginPolicy::AutoRegister) => users.create_with_identity(&identity).await?,
+                    (None, LoginPolicy::RequireBinding) => {
+                        return Err(Error::new(
+                            Code::BindingRequired,
+                            "This WeChat user is bound to no account yet; binding is not available on this server yet.",
+                        ))
+                    }
+                }
+            }
+        };
+        let token = self
+            .inner
+            .sessions
+            .create(&Session {
+                user_id: user_id.clone(),
+                appid: app.appid.clone(),
+                openid: wx.openid,
+                session_key: wx.session_key,
+                previous_key: None,
+                previous_until: None,
+            })
+            .await?;
+        tracing::info!(user_id = %user_id, appid = %app.appid, is_new_user, "signed in");
+        Ok(SignedIn {
+            token,
+            expires_in: self.inner.sessions.ttl().as_secs(),
+            is_new_user,
+            user: self.user(&user_id).await?,
+        })
+    }
+
+    /// The session of a bearer token.
+    pub async fn authenticate(&self, token: &str) -> Result<(Token, Session)> {
+        let token = Token::parse(token).ok_or_else(Error::unauthenticated)?;
+        let session = self
+            .inner
+            .sessions
+            .get(&token)
+            .await?
+            .ok_or_else(Error::unauthenticated)?;
+        Ok((token, session))
+    }
+
+    /// Gives a session the new session_key of a fresh `wx.login` code; the old key is kept for
+    /// decryption for five minutes. A code of another openid changes nothing.
+    pub async fn refresh(&self, token: &Token, session: Session, code: &str) -> Result<()> {
+        check_code("code", code)?;
+        let app = self.miniprogram(Some(&session.appid))?;
+        let wx = self
+            .inner
+            .wechat
+            .code2session(&app.appid, &app.secret, code)
+            .await?;
+        if wx.openid != session.openid {
+            return Err(Error::new(
+                Code::Conflict,
+                "This code belongs to another WeChat user than the session's. Sign in with /api/v1/auth/login instead.",
+            ));
+        }
+        if let Some(u) = &wx.unionid {
+            self.inner
+                .users
+                .record_unionid(&session.appid, &session.openid, u)
+                .await?;
+        }
+        let refreshed = Session {
+            previous_key: Some(session.session_key.clone()),
+            previous_until: Some(users::now() + PREVIOUS_KEY_GRACE),
+            session_key: wx.session_key,
+            ..session
+        };
+        self.inner.sessions.put(token, &refreshed).await?;
+        Ok(())
+    }
+
+    /// Ends a session.
+    pub async fn logout(&self, token: &Token) -> Result<()> {
+        self.inner.sessions.delete(token).await?;
+        Ok(())
+    }
+
+    /// A user by id; a session whose user is gone is no session.
+    pub async fn user(&self, user_id: &str) -> Result<User> {
+        self.inner
+            .users
+            .get(user_id)
+            .await?
+            .ok_or_else(Error::unauthenticated)
+    }
+
+    /// Changes nickname and avatar.
+    pub async fn update_profile(&self, user_id: &str, change: ProfileChange) -> Result<User> {
+        self.inner.users.update_profile(user_id, &change).await?;
+        self.user(user_id).await
+    }
+
+    /// Reads the phone number with a `getPhoneNumber` code and stores it on the user.
+    pub async fn phone_by_code(&self, session: &Session, code: &str) -> Result<PhoneNumber> {
+        check_code("code", code)?;
+        let app = self.miniprogram(Some(&session.appid))?;
+        let tokens = &self.inner.tokens;
+        let mut access_token = tokens.get(app).await?;
+        let mut refreshed = false;
+        let info = loop {
+            match self
+                .inner
+                .wechat
+                .phone_number(&access_token, code, Some(&session.openid))
+                .await
+            {
+                Err(WechatError::Api(a))
+                    if !refreshed
+                        && matches!(
+                            a.errcode,
+                            errcode::INVALID_CREDENTIAL | errcode::ACCESS_TOKEN_EXPIRED
+                        ) =>
+                {
+                    tracing::warn!(appid = %app.appid, errcode = a.errcode, "access_token refused; fetching a new one");
+                    access_token = tokens.replace(app, &access_token).await?;
+                    refreshed = true;
+                }
+                other => break other?,
+            }
+        };
+        let phone = Phone {
+            phone_number: info.phone_number,
+            pure_phone_number: info.pure_phone_number,
+            country_code: info.country_code,
+        };
+        self.inner.users.set_phone(&session.user_id, &phone).await?;
+        Ok(phone)
+    }
+
+    /// Reads the phone number from the older button's encryptedData and stores it on the user.
+    pub async fn phone_by_data(
+        &self,
+        session: &Session,
+        encrypted_data: &str,
+        iv: &str,
+    ) -> Result<PhoneNumber> {
+        let open = self.decrypt(session, encrypted_data, iv, None).await?;
+        let field = |name: &str| match open.data.get(name) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let (Some(phone_number), Some(pure_phone_number), Some(country_code)) = (
+            field("phoneNumber"),
+            field("purePhoneNumber"),
+            field("countryCode"),
+        ) else {
+            return Err(Error::invalid(
+                "This encryptedData holds no phone number: send what the getPhoneNumber button gave.",
+            ));
+        };
+        let phone = Phone {
+            phone_number,
+            pure_phone_number,
+            country_code,
+        };
+        self.inner.users.set_phone(&session.user_id, &phone).await?;
+        Ok(phone)
+    }
+
+    /// Decrypts open data with the session's session_key (the previous one too, within five
+    /// minutes of a refresh), checks the watermark and, where given, the signature, and records a
+    /// unionId the identity had not.
+    pub async fn decrypt(
+        &self,
+        session: &Session,
+        encrypted_data: &str,
+        iv: &str,
+        signed: Option<(&str, &str)>,
+    ) -> Result<OpenData> {
+        let bad = |e: crypto::DecryptError| {
+            Error::invalid(format!(
+                "{e}: send encryptedData and iv exactly as WeChat gave them (base64; iv is 16 bytes)."
+            ))
+        };
+        let iv = crypto::decode_block("iv", iv).map_err(bad)?;
+        let data = crypto::decode_b64("encryptedData", encrypted_data).map_err(bad)?;
+        if data.is_empty() || data.len() % 16 != 0 {
+            return Err(bad(crypto::DecryptError::Length("encryptedData")));
+        }
+        let now = users::now();
+        let mut found = None;
+        for key_text in session.decryption_keys(now) {
+            let Ok(key) = crypto::decode_block("session_key", key_text) else {
+                continue;
+            };
+            if let Ok(plain) = crypto::decrypt_raw(&key, &iv, data.clone()) {
+                found = Some((key_text, plain));
+                break;
+            }
+        }
+        let Some((key_used, mut data)) = found else {
+            return Err(Error::new(Code::DecryptFailed, DECRYPT_FAILED));
+        };
+        let watermark = data.remove("watermark").unwrap_or(serde_json::Value::Null);
+        if watermark.get("appid").and_then(|a| a.as_str()) != Some(session.appid.as_str()) {
+            return Err(Error::new(
+                Code::WatermarkMismatch,
+                "The data's watermark names another mini program: it was not made for this session. Ask for the data again in this mini program.",
+            ));
+        }
+        if let Some((raw_data, signature)) = signed {
+            if !crypto::signature_matches(raw_data, key_used, signature) {
+                return Err(Error::new(
+                    Code::SignatureMismatch,
+                    "signature is not sha1(rawData + session_key): send rawData and signature unchanged, from the same call as encryptedData.",
+                ));
+            }
+        }
+        if let Some(serde_json::Value::String(unionid)) = data.get("unionId") {
+            self.inner
+                .users
+                .record_unionid(&session.appid, &session.openid, unionid)
+                .await?;
+        }
+        Ok(OpenData { data, watermark })
+    }
+}

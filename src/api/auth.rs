@@ -1,0 +1,96 @@
+//! `/api/v1/auth/*`: mini program login, refresh and logout.
+
+use poem::web::Data;
+use poem_openapi::{payload::Json, ApiResponse, OpenApi};
+
+use super::errors::{error_set, Reply};
+use super::model::{CodeRequest, LoginRequest, RefreshBody, SessionBody};
+use super::{session, BearerAuth, Tag};
+use crate::accounts::{Accounts, LoginInput};
+
+error_set!(LoginErrors: InvalidRequest, WechatCodeInvalid, WechatUserBlocked, BindingRequired, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable);
+error_set!(RefreshErrors: InvalidRequest, WechatCodeInvalid, Unauthenticated, WechatUserBlocked, Conflict, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable);
+error_set!(LogoutErrors: Unauthenticated, ServiceUnavailable);
+
+#[derive(ApiResponse)]
+pub enum LoginOk {
+    /// Signed in: the token to send as `Authorization: Bearer`, and the user.
+    #[oai(status = 200)]
+    Ok(Json<SessionBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum RefreshOk {
+    /// The session now holds the new session_key; the token is unchanged.
+    #[oai(status = 200)]
+    Ok(Json<RefreshBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum LogoutOk {
+    /// The token no longer works, here or on any other node.
+    #[oai(status = 204)]
+    Done,
+}
+
+pub struct AuthApi;
+
+#[OpenApi(prefix_path = "/api/v1/auth", tag = "Tag::Auth")]
+impl AuthApi {
+    /// Sign in with a wx.login code
+    ///
+    /// The server swaps the code at WeChat's `jscode2session`, finds or creates the user, keeps
+    /// the session_key and returns a token. The same code sent again within 60 seconds (a retry,
+    /// a double tap) answers what the first call answered, without a second call to WeChat.
+    #[oai(path = "/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        accounts: Data<&Accounts>,
+        body: Json<LoginRequest>,
+    ) -> Reply<LoginOk, LoginErrors> {
+        let Json(req) = body;
+        let signed_in = accounts
+            .login(LoginInput {
+                code: req.code,
+                appid: req.appid,
+                username: req.username,
+                password: req.password.map(Into::into),
+            })
+            .await?;
+        Ok(LoginOk::Ok(Json(signed_in.into())))
+    }
+
+    /// Give the session a new session_key
+    ///
+    /// After `wx.checkSession` failed, call `wx.login` and send the new code with the token. The
+    /// token stays; the previous session_key still decrypts for five minutes. A code of another
+    /// WeChat user is a 409 and changes nothing.
+    #[oai(path = "/refresh", method = "post", operation_id = "refresh")]
+    async fn refresh(
+        &self,
+        accounts: Data<&Accounts>,
+        auth: BearerAuth,
+        body: Json<CodeRequest>,
+    ) -> Reply<RefreshOk, RefreshErrors> {
+        let (token, session) = session(&accounts, &auth).await?;
+        accounts.refresh(&token, session, &body.0.code).await?;
+        Ok(RefreshOk::Ok(Json(RefreshBody {
+            token: token.reveal(),
+            expires_in: accounts.sessions().ttl().as_secs(),
+        })))
+    }
+
+    /// Sign out
+    ///
+    /// Ends the session of the token.
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        accounts: Data<&Accounts>,
+        auth: BearerAuth,
+    ) -> Reply<LogoutOk, LogoutErrors> {
+        let (token, _) = session(&accounts, &auth).await?;
+        accounts.logout(&token).await?;
+        Ok(LogoutOk::Done)
+    }
+}

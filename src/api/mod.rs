@@ -1,0 +1,207 @@
+//! HTTP: the contract's routes (poem-openapi), its error body, the bearer scheme and the edge
+//! middleware that gives every answer an `x-request-id`, bounds request bodies, logs and counts.
+//! Handlers parse, call one `accounts` function and map; SQL, Redis and WeChat are not seen here.
+
+mod auth;
+pub mod errors;
+mod me;
+mod model;
+mod ops;
+mod wechat;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
+use poem_openapi::{auth::Bearer, OpenApiService, SecurityScheme, Tags};
+
+use crate::accounts::Accounts;
+use crate::error::{Code, Error};
+use crate::store::sessions::{Session, Token};
+use crate::telemetry;
+use errors::ErrorBody;
+
+/// Route groups, as Swagger UI shows them.
+#[derive(Tags)]
+pub enum Tag {
+    /// Mini program sign-in: login, refresh, logout.
+    Auth,
+    /// The signed-in user.
+    Me,
+    /// WeChat open data.
+    Wechat,
+    /// Health, readiness and metrics.
+    Ops,
+}
+
+/// `Authorization: Bearer <token>`, the UUID that login returned.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "UUID")]
+pub struct BearerAuth(Bearer);
+
+/// The session behind a bearer token, or `unauthenticated`.
+async fn session(accounts: &Accounts, auth: &BearerAuth) -> Result<(Token, Session), Error> {
+    accounts.authenticate(&auth.0.token).await
+}
+
+/// The OpenAPI service of the contract's routes.
+pub fn service() -> OpenApiService<(auth::AuthApi, me::MeApi, wechat::WechatApi, ops::OpsApi), ()> {
+    OpenApiService::new(
+        (auth::AuthApi, me::MeApi, wechat::WechatApi, ops::OpsApi),
+        "wxlogin",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Sign people in with WeChat. A mini program calls `wx.login`, sends the code to \
+         `POST /api/v1/auth/login` and gets a bearer token; the WeChat session_key stays on the server. \
+         Every answer carries `x-request-id`; errors have the body `ErrorBody`.",
+    )
+}
+
+/// The served OpenAPI document (also `openapi/openapi.json` and `wxlogin openapi`).
+pub fn openapi_json() -> String {
+    service().spec()
+}
+
+/// All routes with the edge middleware, ready to serve.
+pub fn routes(accounts: Accounts, max_body_bytes: usize) -> impl Endpoint<Output = Response> {
+    let api = service();
+    let spec = api.spec();
+    let docs = api.swagger_ui();
+    poem::Route::new()
+        .nest("/docs", docs)
+        .at(
+            "/openapi.json",
+            poem::endpoint::make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/json; charset=utf-8")
+                    .body(spec.clone())
+            }),
+        )
+        .nest("/", api)
+        .data(accounts)
+        .around(move |ep, req| edge(ep, req, max_body_bytes))
+}
+
+/// Request id, body limit, error bodies, log line and metrics for every request.
+async fn edge<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    max_body_bytes: usize,
+) -> poem::Result<Response> {
+    let started = Instant::now();
+    let request_id = telemetry::accept_request_id(req.header("x-request-id"));
+    let method = req.method().clone();
+    // The path only: query strings carry OAuth codes.
+    let path = req.uri().path().to_string();
+
+    let result = match req.take_body().into_bytes_limit(max_body_bytes).await {
+        Ok(bytes) => {
+            req.set_body(bytes);
+            ep.call(req).await.map(IntoResponse::into_response)
+        }
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(poem::Error::new(
+            Error::new(
+                Code::PayloadTooLarge,
+                format!("The request body is larger than {max_body_bytes} bytes."),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )),
+        Err(e) => Err(poem::Error::new(
+            Error::invalid(format!("The request body could not be read: {e}")),
+            StatusCode::BAD_REQUEST,
+        )),
+    };
+    let operation = match &result {
+        Ok(r) => r.data::<poem_openapi::OperationId>().map(|o| o.0),
+        Err(e) => e.data::<poem_openapi::OperationId>().map(|o| o.0),
+    }
+    .unwrap_or(if path.starts_with("/docs") {
+        "docs"
+    } else {
+        "other"
+    });
+    let mut resp = match result {
+        Ok(resp) if resp.status().is_client_error() || resp.status().is_server_error() => {
+            // Answers made by poem itself (404, 405, ...) get the contract's body too.
+            let status = resp.status();
+            error_response(
+                &from_status(status, status.canonical_reason().unwrap_or("error")),
+                &request_id,
+            )
+        }
+        Ok(resp) => resp,
+        Err(e) => {
+            let error = match e.downcast::<Error>() {
+                Ok(error) => error,
+                Err(e) => from_status(e.status(), &e.to_string()),
+            };
+            if error.code.status() >= 500 {
+                let cause = error
+                    .source
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                tracing::warn!(request_id = %request_id, code = %error.code, cause = %cause, "request failed");
+            }
+            error_response(&error, &request_id)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let status = resp.status().as_u16();
+    telemetry::record_http(operation, method.as_str(), status, started.elapsed());
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        status,
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(resp)
+}
+
+/// An error poem or poem-openapi made (a body that does not parse, a missing header, no route).
+fn from_status(status: StatusCode, text: &str) -> Error {
+    let code = match status.as_u16() {
+        401 => return Error::unauthenticated(),
+        404 => Code::NotFound,
+        405 => Code::MethodNotAllowed,
+        413 => Code::PayloadTooLarge,
+        503 => Code::ServiceUnavailable,
+        400..=499 => Code::InvalidRequest,
+        _ => Code::ServiceUnavailable,
+    };
+    let message = match code {
+        Code::InvalidRequest => {
+            format!("The request is malformed: {text}. Check it against /docs.")
+        }
+        Code::NotFound => "No such route: see /docs for the routes.".to_string(),
+        Code::MethodNotAllowed => "This route does not take this method: see /docs.".to_string(),
+        Code::PayloadTooLarge => "The request body is too large.".to_string(),
+        _ => "The service is briefly unavailable and nothing was changed. Try again in a moment."
+            .to_string(),
+    };
+    Error::new(code, message)
+}
+
+fn error_response(error: &Error, request_id: &str) -> Response {
+    let body = serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&ErrorBody::new(
+        error, request_id,
+    )))
+    .unwrap_or_default();
+    let mut resp = Response::builder()
+        .status(
+            StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+        )
+        .content_type("application/json; charset=utf-8")
+        .body(body);
+    if let Some(secs) = error.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}

@@ -1,0 +1,294 @@
+//! The contract's objects (API.md "Objects"), camelCase on the wire, with examples for /docs.
+
+use poem_openapi::types::{Example, MaybeUndefined};
+use poem_openapi::Object;
+
+use crate::accounts::SignedIn;
+use crate::store::users::{Identity, Phone, User};
+
+/// A WeChat identity that signs in to a user.
+#[derive(Object)]
+#[oai(rename = "Identity", rename_all = "camelCase")]
+pub struct IdentityBody {
+    /// `miniprogram`, `website` or `official_account`.
+    pub provider: String,
+    /// The app the openid belongs to.
+    pub appid: String,
+    /// The user's id in that app.
+    pub openid: String,
+    /// The user's id across the apps of one Open Platform account, where known.
+    pub unionid: Option<String>,
+}
+
+/// A business account.
+#[derive(Object)]
+#[oai(rename = "User", rename_all = "camelCase", example)]
+pub struct UserBody {
+    pub id: String,
+    pub username: Option<String>,
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+    /// With the country code, as WeChat gives it (`13580006666` or `+1 2025550123`).
+    pub phone_number: Option<String>,
+    pub country_code: Option<String>,
+    pub identities: Vec<IdentityBody>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl Example for UserBody {
+    fn example() -> Self {
+        UserBody {
+            id: "8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+            username: None,
+            nickname: Some("Band".into()),
+            avatar_url: None,
+            phone_number: Some("13580006666".into()),
+            country_code: Some("86".into()),
+            identities: vec![IdentityBody {
+                provider: "miniprogram".into(),
+                appid: "wx4f4bc4dec97d474b".into(),
+                openid: "oGZUI0egBJY1zhBYw2KhdUfwVJJE".into(),
+                unionid: Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA".into()),
+            }],
+            created_at: "2026-11-25T03:04:05Z".into(),
+        }
+    }
+}
+
+impl From<User> for UserBody {
+    fn from(u: User) -> Self {
+        let created =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(u.created_at.max(0) as u64);
+        UserBody {
+            id: u.id,
+            username: u.username,
+            nickname: u.nickname,
+            avatar_url: u.avatar_url,
+            phone_number: u.phone_number,
+            country_code: u.country_code,
+            identities: u.identities.into_iter().map(IdentityBody::from).collect(),
+            created_at: humantime::format_rfc3339_seconds(created).to_string(),
+        }
+    }
+}
+
+impl From<Identity> for IdentityBody {
+    fn from(i: Identity) -> Self {
+        IdentityBody {
+            provider: i.provider.as_str().into(),
+            appid: i.appid,
+            openid: i.openid,
+            unionid: i.unionid,
+        }
+    }
+}
+
+/// A signed-in session. The token is the only secret the client ever holds.
+#[derive(Object)]
+#[oai(rename = "Session", rename_all = "camelCase", example)]
+pub struct SessionBody {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Seconds the token lives without use; each use restarts it.
+    pub expires_in: u64,
+    /// True when this login created the user.
+    pub is_new_user: bool,
+    pub user: UserBody,
+}
+
+impl Example for SessionBody {
+    fn example() -> Self {
+        SessionBody {
+            token: "2b1f8a3e-6c4d-4e5f-8a9b-0c1d2e3f4a5b".into(),
+            expires_in: 604_800,
+            is_new_user: true,
+            user: UserBody::example(),
+        }
+    }
+}
+
+impl From<SignedIn> for SessionBody {
+    fn from(s: SignedIn) -> Self {
+        SessionBody {
+            token: s.token.reveal(),
+            expires_in: s.expires_in,
+            is_new_user: s.is_new_user,
+            user: s.user.into(),
+        }
+    }
+}
+
+/// `POST /api/v1/auth/login`.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct LoginRequest {
+    /// The code `wx.login` gave (one use, five minutes).
+    pub code: String,
+    /// The mini program; may be left out where one is configured.
+    pub appid: Option<String>,
+    /// With `password`: bind this WeChat user to that account on first login.
+    pub username: Option<String>,
+    /// With `username`.
+    #[oai(write_only)]
+    pub password: Option<String>,
+}
+
+impl Example for LoginRequest {
+    fn example() -> Self {
+        LoginRequest {
+            code: "0a3Xk2000Nfpu03mVb300rUVzN3Xk20K".into(),
+            appid: None,
+            username: None,
+            password: None,
+        }
+    }
+}
+
+/// A fresh `wx.login` code.
+#[derive(Object)]
+#[oai(example)]
+pub struct CodeRequest {
+    /// The code `wx.login` gave.
+    pub code: String,
+}
+
+impl Example for CodeRequest {
+    fn example() -> Self {
+        CodeRequest {
+            code: "0a3Xk2000Nfpu03mVb300rUVzN3Xk20K".into(),
+        }
+    }
+}
+
+/// The refreshed session: same token, new session_key on the server.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct RefreshBody {
+    pub token: String,
+    pub expires_in: u64,
+}
+
+impl Example for RefreshBody {
+    fn example() -> Self {
+        RefreshBody {
+            token: "2b1f8a3e-6c4d-4e5f-8a9b-0c1d2e3f4a5b".into(),
+            expires_in: 604_800,
+        }
+    }
+}
+
+/// `PATCH /api/v1/me`: fields left out stay; `null` clears.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct ProfilePatch {
+    /// At most 64 characters.
+    pub nickname: MaybeUndefined<String>,
+    /// An http(s) URL of at most 1024 characters.
+    pub avatar_url: MaybeUndefined<String>,
+}
+
+impl Example for ProfilePatch {
+    fn example() -> Self {
+        ProfilePatch {
+            nickname: MaybeUndefined::Value("Band".into()),
+            avatar_url: MaybeUndefined::Undefined,
+        }
+    }
+}
+
+/// `POST /api/v1/me/phone`: `{code}` from the current `getPhoneNumber` button, or
+/// `{encryptedData, iv}` from the older one.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct PhoneRequest {
+    pub code: Option<String>,
+    pub encrypted_data: Option<String>,
+    pub iv: Option<String>,
+}
+
+impl Example for PhoneRequest {
+    fn example() -> Self {
+        PhoneRequest {
+            code: Some("e31968a7f94cc5ee25fafc2aef2773f0bb8c3937b22520eb8ee345274d00c144".into()),
+            encrypted_data: None,
+            iv: None,
+        }
+    }
+}
+
+/// A phone number, as WeChat gives it.
+#[derive(Object)]
+#[oai(rename = "Phone", rename_all = "camelCase", example)]
+pub struct PhoneBody {
+    /// With the country code for numbers outside mainland China.
+    pub phone_number: String,
+    /// Without the country code.
+    pub pure_phone_number: String,
+    /// A string, as WeChat documents it (`"86"`).
+    pub country_code: String,
+}
+
+impl Example for PhoneBody {
+    fn example() -> Self {
+        PhoneBody {
+            phone_number: "13580006666".into(),
+            pure_phone_number: "13580006666".into(),
+            country_code: "86".into(),
+        }
+    }
+}
+
+impl From<Phone> for PhoneBody {
+    fn from(p: Phone) -> Self {
+        PhoneBody {
+            phone_number: p.phone_number,
+            pure_phone_number: p.pure_phone_number,
+            country_code: p.country_code,
+        }
+    }
+}
+
+/// `POST /api/v1/wechat/decrypt`: what a mini program API gave (`e.detail` forwarded as is).
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct DecryptRequest {
+    pub encrypted_data: String,
+    pub iv: String,
+    /// With `signature`: checked as sha1(rawData + session_key).
+    pub raw_data: Option<String>,
+    pub signature: Option<String>,
+}
+
+pub const SAMPLE_IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
+pub const SAMPLE_DATA: &str = "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==";
+
+impl Example for DecryptRequest {
+    fn example() -> Self {
+        DecryptRequest {
+            encrypted_data: SAMPLE_DATA.into(),
+            iv: SAMPLE_IV.into(),
+            raw_data: None,
+            signature: None,
+        }
+    }
+}
+
+/// Decrypted open data.
+#[derive(Object)]
+#[oai(example)]
+pub struct DecryptBody {
+    /// The decrypted object without its watermark.
+    pub data: serde_json::Value,
+    /// `{appid, timestamp}`; appid is this session's.
+    pub watermark: serde_json::Value,
+}
+
+impl Example for DecryptBody {
+    fn example() -> Self {
+        DecryptBody {
+            data: serde_json::json!({"openId":"oGZUI0egBJY1zhBYw2KhdUfwVJJE","nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","unionId":"ocMvos6NjeKLIBqg5Mr9QjxrP1FA"}),
+            watermark: serde_json::json!({"timestamp":1477314187,"appid":"wx4f4bc4dec97d474b"}),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Health, readiness and metrics.
+
+use poem::web::Data;
+use poem_openapi::{payload::PlainText, ApiResponse, OpenApi};
+
+use super::Tag;
+use crate::accounts::Accounts;
+
+#[derive(ApiResponse)]
+pub enum Ready {
+    /// Redis (or the in-process store) and the database answer.
+    #[oai(status = 200)]
+    Ready(PlainText<&'static str>),
+    /// A dependency does not answer; the body says which.
+    #[oai(status = 503)]
+    NotReady(PlainText<String>),
+}
+
+pub struct OpsApi;
+
+#[OpenApi(tag = "Tag::Ops")]
+impl OpsApi {
+    /// The process is up
+    #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
+    async fn healthz(&self) -> PlainText<&'static str> {
+        PlainText("ok")
+    }
+
+    /// Redis and the database answer
+    #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
+    async fn readyz(&self, accounts: Data<&Accounts>) -> Ready {
+        match accounts.ready().await {
+            Ok(()) => Ready::Ready(PlainText("ready")),
+            Err(e) => {
+                tracing::warn!(error = %e, "not ready");
+                Ready::NotReady(PlainText("not ready: a dependency does not answer".into()))
+            }
+        }
+    }
+
+    /// Prometheus metrics
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self) -> PlainText<String> {
+        PlainText(crate::telemetry::render_metrics())
+    }
+}

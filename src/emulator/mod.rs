@@ -1,0 +1,63 @@
+//! A WeChat emulator: WeChat's server paths with WeChat's fields, errcodes and quirks, plus a
+//! control API under `/__emulator` (documented at `/__emulator/docs`) for tests and demos.
+//!
+//! It is written from WECHAT.md alone and imports nothing from `wechat` or `api`, so that a bug
+//! in our client cannot hide behind the same bug here.
+
+mod control;
+mod state;
+mod wechat_paths;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use poem::{get, post, EndpointExt, Route};
+use poem_openapi::OpenApiService;
+
+/// One emulated WeChat, shared by its handlers.
+#[derive(Clone, Default)]
+pub struct Emulator {
+    state: Arc<Mutex<state::State>>,
+}
+
+impl Emulator {
+    pub fn new() -> Emulator {
+        Emulator::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, state::State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes an app known, as `POST /__emulator/apps` does.
+    pub fn add_app(&self, appid: &str, secret: &str, unionid: bool) {
+        self.lock().apps.insert(
+            appid.into(),
+            state::App {
+                secret: secret.into(),
+                unionid,
+            },
+        );
+    }
+
+    /// The emulator's routes: WeChat's paths, the control API and its documentation.
+    pub fn routes(&self) -> impl poem::Endpoint<Output = poem::Response> {
+        let control = OpenApiService::new(control::ControlApi, "wxlogin WeChat emulator", env!("CARGO_PKG_VERSION"))
+            .description("Controls the emulated WeChat: test users, wx.login and phone codes, open data, faults and the clock.");
+        let docs = control.swagger_ui();
+        let spec = control.spec_endpoint();
+        Route::new()
+            .at("/sns/jscode2session", get(wechat_paths::jscode2session))
+            .at("/cgi-bin/token", get(wechat_paths::cgi_token))
+            .at("/cgi-bin/stable_token", post(wechat_paths::stable_token))
+            .at(
+                "/wxa/business/getuserphonenumber",
+                post(wechat_paths::getuserphonenumber),
+            )
+            .at("/wxa/checksession", get(wechat_paths::checksession))
+            .nest("/__emulator/docs", docs)
+            .at("/__emulator/openapi.json", spec)
+            .nest("/", control)
+            .data(self.clone())
+            .map_to_response()
+    }
+}

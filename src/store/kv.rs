@@ -1,0 +1,212 @@
+//! A small key-value interface with expiry, served by Redis or, for a single node with no Redis
+//! configured, by an in-process map. Sessions, one-use tickets, the login replay cache and the
+//! WeChat access_token cache are built on it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::StoreError;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Redis or the in-process stand-in; every key is prefixed.
+#[derive(Clone)]
+pub struct Kv {
+    prefix: Arc<str>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Redis(Box<ConnectionManager>),
+    Memory(Arc<Mutex<Memory>>),
+}
+
+#[derive(Default)]
+struct Memory {
+    map: HashMap<String, (Vec<u8>, Instant)>,
+    writes: u64,
+}
+
+impl Memory {
+    fn live(&mut self, key: &str) -> Option<&mut (Vec<u8>, Instant)> {
+        let now = Instant::now();
+        if self.map.get(key).is_some_and(|(_, exp)| *exp <= now) {
+            self.map.remove(key);
+        }
+        self.map.get_mut(key)
+    }
+
+    fn insert(&mut self, key: String, value: Vec<u8>, ttl: Duration) {
+        self.writes += 1;
+        // Expired entries are dropped lazily on reads and in a sweep every 1024 writes.
+        if self.writes % 1024 == 0 {
+            let now = Instant::now();
+            self.map.retain(|_, (_, exp)| *exp > now);
+        }
+        self.map.insert(key, (value, Instant::now() + ttl));
+    }
+}
+
+fn secs(ttl: Duration) -> u64 {
+    ttl.as_secs().max(1)
+}
+
+impl Kv {
+    /// Connects to Redis. Commands that take longer than a second count as failures, so a
+    /// stuck Redis becomes a 503 rather than a hung request.
+    pub async fn redis(url: &str, prefix: &str) -> Result<Kv> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(Duration::from_secs(1))
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Kv {
+            prefix: prefix.into(),
+            backend: Backend::Redis(Box::new(conn)),
+        })
+    }
+
+    /// The in-process store: one node only, lost at exit.
+    pub fn memory(prefix: &str) -> Kv {
+        Kv {
+            prefix: prefix.into(),
+            backend: Backend::Memory(Default::default()),
+        }
+    }
+
+    pub fn is_redis(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    fn mem(m: &Arc<Mutex<Memory>>) -> std::sync::MutexGuard<'_, Memory> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Redis(c) => {
+                let _: String = redis::cmd("PING").query_async(&mut *c.clone()).await?;
+                Ok(())
+            }
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match &self.backend {
+            Backend::Redis(c) => Ok(redis::cmd("GET")
+                .arg(self.key(key))
+                .query_async(&mut *c.clone())
+                .await?),
+            Backend::Memory(m) => Ok(Self::mem(m).live(&self.key(key)).map(|(v, _)| v.clone())),
+        }
+    }
+
+    /// Reads a value and restarts its time to live (sliding expiry).
+    pub async fn get_touch(&self, key: &str, ttl: Duration) -> Result<Option<Vec<u8>>> {
+        match &self.backend {
+            Backend::Redis(c) => Ok(redis::cmd("GETEX")
+                .arg(self.key(key))
+                .arg("EX")
+                .arg(secs(ttl))
+                .query_async(&mut *c.clone())
+                .await?),
+            Backend::Memory(m) => Ok(Self::mem(m).live(&self.key(key)).map(|(v, exp)| {
+                *exp = Instant::now() + ttl;
+                v.clone()
+            })),
+        }
+    }
+
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        match &self.backend {
+            Backend::Redis(c) => {
+                let _: () = redis::cmd("SET")
+                    .arg(self.key(key))
+                    .arg(value)
+                    .arg("EX")
+                    .arg(secs(ttl))
+                    .query_async(&mut *c.clone())
+                    .await?;
+                Ok(())
+            }
+            Backend::Memory(m) => {
+                Self::mem(m).insert(self.key(key), value.to_vec(), ttl);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets the value only where the key is absent; true when it was set.
+    pub async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        match &self.backend {
+            Backend::Redis(c) => {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(self.key(key))
+                    .arg(value)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(secs(ttl))
+                    .query_async(&mut *c.clone())
+                    .await?;
+                Ok(set.is_some())
+            }
+            Backend::Memory(m) => {
+                let mut m = Self::mem(m);
+                let key = self.key(key);
+                if m.live(&key).is_some() {
+                    return Ok(false);
+                }
+                m.insert(key, value.to_vec(), ttl);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Deletes a key; true when it existed.
+    pub async fn del(&self, key: &str) -> Result<bool> {
+        match &self.backend {
+            Backend::Redis(c) => {
+                let n: i64 = redis::cmd("DEL")
+                    .arg(self.key(key))
+                    .query_async(&mut *c.clone())
+                    .await?;
+                Ok(n > 0)
+            }
+            Backend::Memory(m) => {
+                let mut m = Self::mem(m);
+                let key = self.key(key);
+                let existed = m.live(&key).is_some();
+                m.map.remove(&key);
+                Ok(existed)
+            }
+        }
+    }
+
+    /// Reads and deletes in one step, so that a one-use value is used once (GETDEL).
+    pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match &self.backend {
+            Backend::Redis(c) => Ok(redis::cmd("GETDEL")
+                .arg(self.key(key))
+                .query_async(&mut *c.clone())
+                .await?),
+            Backend::Memory(m) => {
+                let mut m = Self::mem(m);
+                let key = self.key(key);
+                let value = m.live(&key).map(|(v, _)| v.clone());
+                m.map.remove(&key);
+                Ok(value)
+            }
+        }
+    }
+}

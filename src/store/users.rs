@@ -1,0 +1,329 @@
+//! Users and their WeChat identities in SQL, one set of queries for SQLite and PostgreSQL
+//! (through sqlx's `Any` driver; `$n` placeholders work on both). Writes that touch several rows
+//! run in one transaction, and uniqueness lives in the schema, so concurrent first logins of one
+//! openid make exactly one user.
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::{migrate::Migrator, Row};
+
+use super::StoreError;
+
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which WeChat product an identity signs in through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    MiniProgram,
+    Website,
+    OfficialAccount,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::MiniProgram => "miniprogram",
+            Provider::Website => "website",
+            Provider::OfficialAccount => "official_account",
+        }
+    }
+
+    fn parse(s: &str) -> Provider {
+        match s {
+            "website" => Provider::Website,
+            "official_account" => Provider::OfficialAccount,
+            _ => Provider::MiniProgram,
+        }
+    }
+}
+
+/// One WeChat openid of a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub provider: Provider,
+    pub appid: String,
+    pub openid: String,
+    pub unionid: Option<String>,
+}
+
+/// A user with the identities that sign in to it.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub username: Option<String>,
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+    pub phone_number: Option<String>,
+    pub pure_phone_number: Option<String>,
+    pub country_code: Option<String>,
+    pub created_at: i64,
+    pub identities: Vec<Identity>,
+}
+
+/// A phone number as WeChat gives it.
+#[derive(Clone, Debug)]
+pub struct Phone {
+    pub phone_number: String,
+    pub pure_phone_number: String,
+    pub country_code: String,
+}
+
+/// A change of profile: `None` leaves a field, `Some(None)` clears it.
+#[derive(Default)]
+pub struct ProfileChange {
+    pub nickname: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+}
+
+/// The SQL store.
+#[derive(Clone)]
+pub struct Users {
+    pool: AnyPool,
+    postgres: bool,
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl Users {
+    /// Connects (the SQLite file is created where missing). Connections that are not handed out
+    /// within two seconds make a 503, not a queue without end.
+    pub async fn connect(url: &str) -> Result<Users> {
+        sqlx::any::install_default_drivers();
+        let postgres = url.starts_with("postgres");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if postgres { 16 } else { 4 })
+            .acquire_timeout(Duration::from_secs(2))
+            .connect(url)
+            .await?;
+        if !postgres {
+            // WAL lets readers go on while one writer writes; it is kept in the file.
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
+        }
+        Ok(Users { pool, postgres })
+    }
+
+    /// Applies the migrations this backend has not seen yet.
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = if self.postgres { &POSTGRES } else { &SQLITE };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration: {e}")))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The user an openid of an app belongs to, and the unionid recorded for it.
+    pub async fn find_identity(
+        &self,
+        appid: &str,
+        openid: &str,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let row =
+            sqlx::query("SELECT user_id, unionid FROM identities WHERE appid = $1 AND openid = $2")
+                .bind(appid)
+                .bind(openid)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| (r.get::<String, _>(0), r.get::<Option<String>, _>(1))))
+    }
+
+    /// The user that first carried this unionid. Where two users carry it (linked before WeChat
+    /// told us they are one person), the oldest identity wins, so the answer is stable.
+    pub async fn find_user_by_unionid(&self, unionid: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT user_id FROM identities WHERE unionid = $1 ORDER BY created_at, user_id LIMIT 1",
+        )
+        .bind(unionid)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    /// Creates a user signed in by `identity`, in one transaction. Where a concurrent call made
+    /// the identity first, nothing is written and that user is returned: `(user_id, created)`.
+    pub async fn create_with_identity(&self, identity: &Identity) -> Result<(String, bool)> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO users (id, created_at, updated_at) VALUES ($1, $2, $2)")
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let inserted = insert_identity(&mut tx, &id, identity, now).await?;
+        if !inserted {
+            tx.rollback().await?;
+            return self.existing(identity).await;
+        }
+        tx.commit().await?;
+        Ok((id, true))
+    }
+
+    /// Adds `identity` to an existing user. Where the openid is taken already, returns its owner:
+    /// `(user_id, added)`.
+    pub async fn link_identity(
+        &self,
+        user_id: &str,
+        identity: &Identity,
+    ) -> Result<(String, bool)> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = insert_identity(&mut tx, user_id, identity, now())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => StoreError::Conflict("an identity of this app"),
+                e => e,
+            })?;
+        tx.commit().await?;
+        if inserted {
+            Ok((user_id.to_string(), true))
+        } else {
+            self.existing(identity).await
+        }
+    }
+
+    async fn existing(&self, identity: &Identity) -> Result<(String, bool)> {
+        let (owner, _) = self
+            .find_identity(&identity.appid, &identity.openid)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable("identity vanished during login".into()))?;
+        Ok((owner, false))
+    }
+
+    /// Records a unionid learned later (from decrypted data) where the identity had none.
+    pub async fn record_unionid(&self, appid: &str, openid: &str, unionid: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE identities SET unionid = $1 WHERE appid = $2 AND openid = $3 AND unionid IS NULL",
+        )
+        .bind(unionid)
+        .bind(appid)
+        .bind(openid)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A user with its identities.
+    pub async fn get(&self, id: &str) -> Result<Option<User>> {
+        let Some(r) = sqlx::query(
+            "SELECT id, username, nickname, avatar_url, phone_number, pure_phone_number, country_code, created_at \
+             FROM users WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let identities = sqlx::query(
+            "SELECT provider, appid, openid, unionid FROM identities WHERE user_id = $1 ORDER BY created_at, appid",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|i| Identity {
+            provider: Provider::parse(&i.get::<String, _>(0)),
+            appid: i.get(1),
+            openid: i.get(2),
+            unionid: i.get(3),
+        })
+        .collect();
+        Ok(Some(User {
+            id: r.get(0),
+            username: r.get(1),
+            nickname: r.get(2),
+            avatar_url: r.get(3),
+            phone_number: r.get(4),
+            pure_phone_number: r.get(5),
+            country_code: r.get(6),
+            created_at: r.get(7),
+            identities,
+        }))
+    }
+
+    /// Changes nickname and avatar; fields left `None` stay as they are.
+    pub async fn update_profile(&self, id: &str, change: &ProfileChange) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET \
+               nickname = CASE WHEN $1 = 1 THEN $2 ELSE nickname END, \
+               avatar_url = CASE WHEN $3 = 1 THEN $4 ELSE avatar_url END, \
+               updated_at = $5 WHERE id = $6",
+        )
+        .bind(change.nickname.is_some() as i32)
+        .bind(change.nickname.clone().flatten())
+        .bind(change.avatar_url.is_some() as i32)
+        .bind(change.avatar_url.clone().flatten())
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a phone number on a user; a number owned by another user is a conflict.
+    pub async fn set_phone(&self, id: &str, phone: &Phone) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET phone_number = $1, pure_phone_number = $2, country_code = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(&phone.phone_number)
+        .bind(&phone.pure_phone_number)
+        .bind(&phone.country_code)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_violation(e, "this phone number"))?;
+        Ok(())
+    }
+}
+
+async fn insert_identity(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: &str,
+    identity: &Identity,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO identities (provider, appid, openid, unionid, user_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (appid, openid) DO NOTHING",
+    )
+    .bind(identity.provider.as_str())
+    .bind(&identity.appid)
+    .bind(&identity.openid)
+    .bind(&identity.unionid)
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| unique_violation(e, "this identity"))?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A unique violation is the caller's conflict; anything else is the database being unwell.
+fn unique_violation(e: sqlx::Error, what: &'static str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::from(e),
+    }
+}
