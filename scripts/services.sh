@@ -1,0 +1,50 @@
+# Starts a throwaway Redis and PostgreSQL on free loopback ports, installing them from Debian's
+# packages where missing, and exports TEST_REDIS_URL and TEST_POSTGRES_URL. Source it; call
+# `stop_services` when done (it is also set as an EXIT trap).
+
+set -euo pipefail
+
+need_install=()
+command -v redis-server >/dev/null || need_install+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_install+=(postgresql)
+if [ ${#need_install[@]} -gt 0 ]; then
+  echo "installing ${need_install[*]} (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "${need_install[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null; apt-get install -y -q "${need_install[@]}" >/dev/null; }
+fi
+PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+SERVICES_DIR=$(mktemp -d /tmp/wxlogin-services.XXXXXX)
+chmod 755 "$SERVICES_DIR"
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+  --dir "$SERVICES_DIR" --pidfile "$SERVICES_DIR/redis.pid" --logfile "$SERVICES_DIR/redis.log"
+
+PG_PORT=$(free_port)
+PG_DATA="$SERVICES_DIR/pg"
+mkdir -p "$PG_DATA"
+# PostgreSQL refuses to run as root: run it as the postgres user where we are root.
+if [ "$(id -u)" = 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+  chown postgres "$PG_DATA"
+  as_pg() { runuser -u postgres -- "$@"; }
+else
+  as_pg() { "$@"; }
+fi
+as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/log" -w \
+  -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500" start >/dev/null
+
+stop_services() {
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
+  [ -f "$SERVICES_DIR/redis.pid" ] && kill "$(cat "$SERVICES_DIR/redis.pid")" 2>/dev/null || true
+  rm -rf "$SERVICES_DIR"
+}
+trap stop_services EXIT
+
+for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+echo "Redis on $REDIS_PORT, PostgreSQL on $PG_PORT" >&2

@@ -1,0 +1,283 @@
+//! `spawn_app()`: the server and a fresh emulator on port 0, each test with its own database
+//! (a new PostgreSQL database or SQLite file) and its own Redis key prefix, so tests are
+//! independent of each other and of order. Redis and PostgreSQL are real: `scripts/test.sh`
+//! starts them and sets `TEST_REDIS_URL` and `TEST_POSTGRES_URL`.
+
+use std::io::Write;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sqlx::Connection;
+use url::Url;
+use wxlogin::{app, config, emulator};
+
+pub const APPID: &str = "wx1234567890abcdef";
+pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
+/// The appid of WeChat's published open data sample.
+pub const SAMPLE_APPID: &str = "wx4f4bc4dec97d474b";
+pub const SAMPLE_KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
+
+/// Everything this test process logged.
+static LOGS: LazyLock<Arc<Mutex<Vec<u8>>>> = LazyLock::new(Default::default);
+
+#[derive(Clone)]
+struct Sink;
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Db {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kv {
+    Redis,
+    Memory,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub emu: String,
+    pub http: reqwest::Client,
+    pub config: config::Config,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh, which starts Redis and PostgreSQL"))
+}
+
+/// A fresh PostgreSQL database, made from the admin URL.
+async fn postgres_database() -> String {
+    sqlx::any::install_default_drivers();
+    let admin = env("TEST_POSTGRES_URL");
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::AnyConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let mut url = Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Db::Postgres, Kv::Redis, |_| {}).await
+}
+
+pub async fn spawn_with(db: Db, kv: Kv, tweak: impl FnOnce(&mut config::Config)) -> TestApp {
+    wxlogin::telemetry::init(config::LogFormat::Json, || Sink);
+    let emu = emulator::Emulator::new();
+    emu.add_app(APPID, SECRET, true);
+    emu.add_app(SAMPLE_APPID, "sample-secret-0000", true);
+    emu.add_app("wxotherapp0000001", "other-secret-0001", true);
+    let (acceptor, emu_port) = app::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    tokio::spawn(app::serve(acceptor, emu.routes(), std::future::pending()));
+    let emu_url = format!("http://127.0.0.1:{emu_port}");
+
+    let mut config = config::Config::embedded("127.0.0.1:0".parse().unwrap());
+    config.database_url = SecretString::from(match db {
+        Db::Postgres => postgres_database().await,
+        Db::Sqlite => {
+            let path = std::env::temp_dir()
+                .join(format!("wxlogin-test-{}.db", uuid::Uuid::new_v4().simple()));
+            format!("sqlite://{}?mode=rwc", path.display())
+        }
+    });
+    if kv == Kv::Redis {
+        config.redis_url = Some(SecretString::from(env("TEST_REDIS_URL")));
+        config.redis_prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
+    }
+    config.wechat_api_base = Url::parse(&emu_url).unwrap();
+    config.wechat_timeout = std::time::Duration::from_millis(800);
+    config.miniprograms = vec![
+        config::AppCredentials {
+            appid: APPID.into(),
+            secret: SECRET.into(),
+        },
+        config::AppCredentials {
+            appid: SAMPLE_APPID.into(),
+            secret: "sample-secret-0000".into(),
+        },
+    ];
+    tweak(&mut config);
+    start(config, emu_url).await
+}
+
+/// Starts a server with these settings (a second node, or a restart, over the same stores).
+pub async fn start(config: config::Config, emu_url: String) -> TestApp {
+    let server = app::App::build(&config).await.expect("server starts");
+    let base = format!("http://127.0.0.1:{}", server.port());
+    let handle = tokio::spawn(async move {
+        let _ = server.run(std::future::pending()).await;
+    });
+    TestApp {
+        base,
+        emu: emu_url,
+        http: reqwest::Client::new(),
+        config,
+        _server: handle,
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl TestApp {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("server answers");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        RESPONSES.lock().unwrap().push(text.clone());
+        Reply {
+            status,
+            body,
+            text,
+            headers,
+        }
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call("POST", path, token, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call("GET", path, token, None).await
+    }
+
+    /// Calls the emulator's control API.
+    pub async fn emu(&self, method: &str, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .request(
+                method.parse().unwrap(),
+                format!("{}/__emulator{}", self.emu, path),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "emulator {path}: {}",
+            resp.status()
+        );
+        resp.json().await.unwrap_or(Value::Null)
+    }
+
+    /// `wx.login` for a test user of an app.
+    pub async fn wx_login_in(&self, appid: &str, user: &str) -> String {
+        self.emu("POST", "/login", json!({"appid": appid, "user": user}))
+            .await["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn wx_login(&self, user: &str) -> String {
+        self.wx_login_in(APPID, user).await
+    }
+
+    /// Signs a test user in and returns the whole answer.
+    pub async fn login(&self, user: &str) -> Value {
+        let code = self.wx_login(user).await;
+        let r = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"code": code, "appid": APPID}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
+
+    pub async fn token(&self, user: &str) -> String {
+        self.login(user).await["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn fault(&self, fault: Value) {
+        self.emu("POST", "/faults", fault).await;
+    }
+
+    /// How often the emulator saw a WeChat path.
+    pub async fn calls(&self, path: &str) -> u64 {
+        self.emu("GET", "/calls", Value::Null).await[path]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// The emulator's view of a user in an app: openid, session_key.
+    pub async fn emu_user(&self, user: &str, appid: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/__emulator/users/{user}?appid={appid}",
+                self.emu
+            ))
+            .send()
+            .await
+            .unwrap();
+        resp.json().await.unwrap()
+    }
+}
+
+/// Every response body the tests saw, for the secret scan.
+pub static RESPONSES: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Default::default);
+
+/// Asserts the contract's error body.
+pub fn assert_error(r: &Reply, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(r.body["code"], code, "{}", r.text);
+    assert!(
+        r.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        r.text
+    );
+    let rid = r
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id");
+    assert_eq!(r.body["requestId"], rid, "{}", r.text);
+}

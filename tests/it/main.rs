@@ -1,0 +1,8 @@
+//! The one integration-test binary: the server against real Redis, real PostgreSQL and SQLite,
+//! with WeChat played by the emulator.
+
+mod data;
+mod emulator;
+mod helpers;
+mod login;
+mod ops;

@@ -1,0 +1,119 @@
+//! Health, readiness, metrics, the OpenAPI document and what must never be written anywhere.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz", None).await.text, "ok");
+    assert_eq!(app.get("/readyz", None).await.status, 200);
+    app.login("uma").await;
+    let m = app.get("/metrics", None).await.text;
+    assert!(
+        m.contains("wxlogin_http_requests_total{operation=\"login\""),
+        "{m}"
+    );
+    assert!(
+        m.contains("wxlogin_wechat_calls_total{api=\"jscode2session\",outcome=\"ok\"}"),
+        "{m}"
+    );
+    let r = app.get("/nope", None).await;
+    assert_error(&r, 404, "not_found");
+    let r = app.call("DELETE", "/api/v1/auth/login", None, None).await;
+    assert_error(&r, 405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn the_committed_openapi_document_is_the_served_one() {
+    let app = spawn_app().await;
+    let served: serde_json::Value = app.get("/openapi.json", None).await.body;
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        served == committed,
+        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
+    );
+    // Every route has a summary, and every error answer an example.
+    for (path, ops) in served["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{method} {path} has no summary"
+            );
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') && path.starts_with("/api") {
+                    let example =
+                        &resp["content"]["application/json; charset=utf-8"]["schema"]["example"];
+                    assert!(
+                        example["code"].is_string(),
+                        "{method} {path} {status} has no example"
+                    );
+                }
+            }
+        }
+    }
+    assert!(app.get("/docs", None).await.text.contains("swagger"));
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_response_or_a_log_line() {
+    let app = spawn_app().await;
+    let s = app.login("vera").await;
+    let token = s["token"].as_str().unwrap().to_string();
+    let first_key = app.emu_user("vera", APPID).await["sessionKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = app.wx_login("vera").await;
+    app.post("/api/v1/auth/refresh", Some(&token), json!({"code": code}))
+        .await;
+    let second_key = app.emu_user("vera", APPID).await["sessionKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let data = app
+        .emu(
+            "POST",
+            "/encrypt",
+            json!({"appid": APPID, "user": "vera", "data": {"x": 1}}),
+        )
+        .await;
+    app.post(
+        "/api/v1/wechat/decrypt",
+        Some(&token),
+        json!({"encryptedData": data["encryptedData"], "iv": data["iv"]}),
+    )
+    .await;
+    let phone = app
+        .emu(
+            "POST",
+            "/phone-code",
+            json!({"appid": APPID, "user": "vera"}),
+        )
+        .await["code"]
+        .clone();
+    app.post("/api/v1/me/phone", Some(&token), json!({"code": phone}))
+        .await;
+    app.fault(json!({"path": "/sns/jscode2session", "drop": true, "times": 3}))
+        .await;
+    let code = app.wx_login("vera").await;
+    app.post("/api/v1/auth/login", None, json!({"code": code, "appid": APPID}))
+        .await;
+    app.get("/api/v1/me", Some(&token)).await;
+    app.call("POST", "/api/v1/auth/logout", Some(&token), None)
+        .await;
+
+    let logs = logs();
+    assert!(logs.contains("signed in"), "the log sink saw the run");
+    let responses = RESPONSES.lock().unwrap().join("\n");
+    for secret in [SECRET, &first_key, &second_key] {
+        assert!(!logs.contains(secret), "a secret is in the logs");
+        assert!(!responses.contains(secret), "a secret is in a response");
+    }
+    assert!(!logs.contains(&token), "a token is in the logs");
+}
