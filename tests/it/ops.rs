@@ -102,8 +102,12 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
     app.fault(json!({"path": "/sns/jscode2session", "drop": true, "times": 3}))
         .await;
     let code = app.wx_login("vera").await;
-    app.post("/api/v1/auth/login", None, json!({"code": code, "appid": APPID}))
-        .await;
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"code": code, "appid": APPID}),
+    )
+    .await;
     app.get("/api/v1/me", Some(&token)).await;
     app.call("POST", "/api/v1/auth/logout", Some(&token), None)
         .await;
