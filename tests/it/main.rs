@@ -6,3 +6,4 @@ mod emulator;
 mod helpers;
 mod login;
 mod ops;
+mod outage;

@@ -1,0 +1,103 @@
+//! Redis or the database going away: a 503 with the contract's body, nothing half-written, and
+//! service again once it is back, with no restart of wxlogin.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// A Redis of this test's own, so that stopping it disturbs no other test.
+struct OwnRedis {
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl OwnRedis {
+    async fn start(port: u16) -> OwnRedis {
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        OwnRedis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+            let _ = c.wait().await;
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn redis_down_is_503_and_service_returns_with_it() {
+    let port = free_port();
+    let mut redis = OwnRedis::start(port).await;
+    let app = spawn_with(Db::Postgres, Kv::Redis, |c| {
+        c.redis_url = Some(format!("redis://127.0.0.1:{port}").into());
+    })
+    .await;
+    let token = app.token("quinn").await;
+    assert_eq!(app.get("/readyz", None).await.status, 200);
+
+    redis.stop().await;
+    let r = app.get("/api/v1/me", Some(&token)).await;
+    assert_error(&r, 503, "service_unavailable");
+    let code = app.wx_login("rita").await;
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": code, "appid": APPID}),
+        )
+        .await;
+    assert_error(&r, 503, "service_unavailable");
+    assert_eq!(app.get("/readyz", None).await.status, 503);
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+
+    // Back (empty: the sessions were in the Redis that died), and wxlogin with it.
+    let _redis = OwnRedis::start(redis.port).await;
+    let mut ready = false;
+    for _ in 0..50 {
+        if app.get("/readyz", None).await.status == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "ready again without a restart");
+    let s = app.login("rita").await;
+    assert_eq!(s["isNewUser"], true, "the refused login wrote no user");
+}
