@@ -2,6 +2,7 @@
 //! open data. No HTTP here: `api` parses requests and calls these functions, which use `store`
 //! and `wechat` and return `crate::error::Error`.
 
+pub mod password;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use crate::config::{AppCredentials, Config, LoginPolicy};
 use crate::error::{Code, Error, Result, WechatAnswer, DECRYPT_FAILED};
 use crate::store::kv::Kv;
 use crate::store::sessions::{Session, Sessions, Token};
-use crate::store::users::{self, Identity, Phone, ProfileChange, Provider, User, Users};
+use crate::store::users::{self, Identity, Phone, ProfileChange, Provider, Unbound, User, Users};
 use crate::wechat::{self, crypto, errcode, WechatError};
+use secrecy::SecretString;
 
 /// How long a login code's first answer is replayed to a retry of the same code.
 const REPLAY_WINDOW: Duration = Duration::from_secs(60);
@@ -23,6 +25,40 @@ const REPLAY_WINDOW: Duration = Duration::from_secs(60);
 const PREVIOUS_KEY_GRACE: i64 = 300;
 /// How long a retry waits for the first call of the same code to finish.
 const REPLAY_WAIT: Duration = Duration::from_secs(15);
+/// How long a bind ticket lives.
+const BIND_TICKET_TTL: Duration = Duration::from_secs(600);
+/// Wrong passwords for one username within `LOCK_WINDOW` that lock it for `LOCK_WINDOW`.
+const LOCK_AFTER: i64 = 5;
+const LOCK_WINDOW: Duration = Duration::from_secs(900);
+
+/// What a bind ticket stands for: a WeChat login waiting for its account.
+#[derive(Serialize, Deserialize)]
+struct PendingBinding {
+    appid: String,
+    openid: String,
+    unionid: Option<String>,
+    session_key: String,
+}
+
+fn ticket_key(ticket: &str) -> String {
+    format!("bind:{}", hex::encode(Sha256::digest(ticket.as_bytes())))
+}
+
+fn username_key(prefix: &str, username: &str) -> String {
+    format!(
+        "{prefix}:{}",
+        hex::encode(Sha256::digest(username.to_lowercase().as_bytes()))
+    )
+}
+
+/// The one answer for an unknown username and a wrong password, so that neither the code nor
+/// the message tells which usernames exist.
+fn invalid_credentials() -> Error {
+    Error::new(
+        Code::InvalidCredentials,
+        "The username or the password is wrong.",
+    )
+}
 
 /// A signed-in session as login answers it.
 #[derive(Debug)]
@@ -80,6 +116,27 @@ struct Inner {
     kv: Kv,
     wechat: wechat::Client,
     tokens: tokens::AccessTokens,
+}
+
+fn already_bound() -> Error {
+    Error::new(
+        Code::Conflict,
+        "This account is bound to another WeChat user of this app already.",
+    )
+}
+
+fn username_taken() -> Error {
+    Error::new(Code::Conflict, "This username is taken: choose another.")
+}
+
+/// The WeChat part of a session: appid, openid and session_key.
+fn wechat_part(session: &Session) -> Result<(&str, &str)> {
+    match (&session.appid, &session.openid, &session.session_key) {
+        (Some(a), Some(o), Some(_)) => Ok((a, o)),
+        _ => Err(Error::invalid(
+            "This session was made with a username and password: WeChat data needs a session from wx.login (/api/v1/auth/login).",
+        )),
+    }
 }
 
 /// Checks a code from `wx.login` or `getPhoneNumber` before it goes to WeChat.
@@ -151,11 +208,19 @@ impl Accounts {
     pub async fn login(&self, input: LoginInput) -> Result<SignedIn> {
         let app = self.miniprogram(input.appid.as_deref())?.clone();
         check_code("code", &input.code)?;
-        if input.username.is_some() || input.password.is_some() {
-            return Err(Error::invalid(
-                "Signing in with username and password is not available on this server yet: send the code alone.",
-            ));
-        }
+        let credentials = match (input.username, input.password) {
+            (Some(u), Some(p)) => {
+                password::check_username(&u)?;
+                password::check_password(&p)?;
+                Some((u, p))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(Error::invalid(
+                    "Send `username` and `password` together, or neither.",
+                ))
+            }
+        };
         let replay_key = format!(
             "login:{}",
             hex::encode(Sha256::digest(format!("{}\0{}", app.appid, input.code)))
@@ -169,7 +234,7 @@ impl Accounts {
         {
             return self.replay(&replay_key).await;
         }
-        let outcome = self.login_once(&app, &input.code).await;
+        let outcome = self.login_once(&app, &input.code, credentials).await;
         let record = match &outcome {
             Ok(s) => Some(Replay::Done {
                 token: s.token.reveal(),
@@ -178,6 +243,12 @@ impl Accounts {
             }),
             // No answer from WeChat or our storage: the code may still be good, let a retry try.
             Err(e) if matches!(e.code, Code::WechatUnavailable | Code::ServiceUnavailable) => None,
+            // A ticket is single-use: a retry of the code must not hand it out again.
+            Err(e) if e.code == Code::BindingRequired => Some(Replay::Failed {
+                code: Code::WechatCodeInvalid.as_str().to_string(),
+                message: crate::error::CODE_USED.to_string(),
+                wechat: None,
+            }),
             Err(e) => Some(Replay::Failed {
                 code: e.code.as_str().to_string(),
                 message: e.message.clone(),
@@ -242,7 +313,12 @@ impl Accounts {
         }
     }
 
-    async fn login_once(&self, app: &AppCredentials, code: &str) -> Result<SignedIn> {
+    async fn login_once(
+        &self,
+        app: &AppCredentials,
+        code: &str,
+        credentials: Option<(String, SecretString)>,
+    ) -> Result<SignedIn> {
         let wx = self
             .inner
             .wechat
@@ -256,51 +332,307 @@ impl Accounts {
             unionid: wx.unionid.clone(),
         };
         let (user_id, is_new_user) = match users.find_identity(&app.appid, &wx.openid).await? {
+            // A bound openid signs in with its code alone.
             Some((user_id, known_unionid)) => {
                 if let (None, Some(u)) = (known_unionid, &wx.unionid) {
                     users.record_unionid(&app.appid, &wx.openid, u).await?;
                 }
                 (user_id, false)
             }
-            None => {
-                let linked = match &wx.unionid {
-                    Some(u) => users.find_user_by_unionid(u).await?,
-                    None => None,
-                };
-                match (linked, self.inner.login_policy) {
-                    (Some(owner), _) => {
-                        let (owner, _) = users.link_identity(&owner, &identity).await?;
-                        (owner, false)
-                    }
-                    (None, LoginPolicy::AutoRegister) => users.create_with_identity(&identity).await?,
-                    (None, LoginPolicy::RequireBinding) => {
-                        return Err(Error::new(
-                            Code::BindingRequired,
-                            "This WeChat user is bound to no account yet; binding is not available on this server yet.",
-                        ))
+            None => match credentials {
+                Some((username, password)) => {
+                    (self.bind(&identity, &username, password).await?, false)
+                }
+                None => {
+                    let linked = match &wx.unionid {
+                        Some(u) => users.find_user_by_unionid(u).await?,
+                        None => None,
+                    };
+                    match (linked, self.inner.login_policy) {
+                        (Some(owner), _) => {
+                            let (owner, _) = users.link_identity(&owner, &identity).await?;
+                            (owner, false)
+                        }
+                        (None, LoginPolicy::AutoRegister) => {
+                            users.create_with_identity(&identity).await?
+                        }
+                        (None, LoginPolicy::RequireBinding) => {
+                            return Err(self.binding_required(identity, wx.session_key).await?);
+                        }
                     }
                 }
-            }
+            },
         };
-        let token = self
-            .inner
-            .sessions
-            .create(&Session {
-                user_id: user_id.clone(),
-                appid: app.appid.clone(),
-                openid: wx.openid,
-                session_key: wx.session_key,
-                previous_key: None,
-                previous_until: None,
-            })
-            .await?;
-        tracing::info!(user_id = %user_id, appid = %app.appid, is_new_user, "signed in");
+        self.sign_in(
+            &user_id,
+            is_new_user,
+            Session::wechat(&user_id, &app.appid, &wx.openid, wx.session_key),
+        )
+        .await
+    }
+
+    /// Stores the session and answers it.
+    async fn sign_in(
+        &self,
+        user_id: &str,
+        is_new_user: bool,
+        session: Session,
+    ) -> Result<SignedIn> {
+        let token = self.inner.sessions.create(&session).await?;
+        tracing::info!(user_id = %user_id, appid = session.appid.as_deref().unwrap_or("-"), is_new_user, "signed in");
         Ok(SignedIn {
             token,
             expires_in: self.inner.sessions.ttl().as_secs(),
             is_new_user,
-            user: self.user(&user_id).await?,
+            user: self.user(user_id).await?,
         })
+    }
+
+    /// The 403 of `require_binding`, with a ticket that lets the client bind without a second
+    /// `wx.login` (single use, ten minutes).
+    async fn binding_required(&self, identity: Identity, session_key: String) -> Result<Error> {
+        let ticket = Token::new().reveal();
+        let pending = PendingBinding {
+            appid: identity.appid,
+            openid: identity.openid,
+            unionid: identity.unionid,
+            session_key,
+        };
+        let bytes = serde_json::to_vec(&pending).expect("serializable");
+        self.inner
+            .kv
+            .set(&ticket_key(&ticket), &bytes, BIND_TICKET_TTL)
+            .await?;
+        let mut e = Error::new(
+            Code::BindingRequired,
+            "This WeChat user is bound to no account yet. Ask for the username and password and send them with `bindTicket` to /api/v1/auth/bind (within 10 minutes).",
+        );
+        let mut extra = serde_json::Map::new();
+        extra.insert("bindTicket".into(), ticket.into());
+        e.extra = Some(extra);
+        Ok(e)
+    }
+
+    /// Checks a username and password, with the lockout: the user id, or the one answer for
+    /// every failure.
+    async fn check_credentials(&self, username: &str, password: SecretString) -> Result<String> {
+        let kv = &self.inner.kv;
+        let lock = username_key("pwlock", username);
+        if let Some(left) = kv.ttl(&lock).await? {
+            let mut e = Error::new(
+                Code::AccountLocked,
+                format!(
+                    "Too many wrong passwords: this account is locked for {} more minutes.",
+                    left.div_ceil(60)
+                ),
+            );
+            e.retry_after = Some(left.max(1));
+            return Err(e);
+        }
+        let found = self.inner.users.credentials(username).await?;
+        let (user_id, hash) = match found {
+            Some(c) => (Some(c.user_id), Some(c.password_hash)),
+            None => (None, None),
+        };
+        if password::verify(password, hash).await? {
+            if let Some(user_id) = user_id {
+                kv.del(&username_key("pwfail", username)).await?;
+                return Ok(user_id);
+            }
+        }
+        let failures = kv
+            .incr(&username_key("pwfail", username), LOCK_WINDOW)
+            .await?;
+        if failures >= LOCK_AFTER {
+            kv.set(&lock, b"1", LOCK_WINDOW).await?;
+            kv.del(&username_key("pwfail", username)).await?;
+            tracing::warn!("an account was locked after {LOCK_AFTER} wrong passwords");
+        }
+        Err(invalid_credentials())
+    }
+
+    /// Binds a WeChat identity to the account of a username and password.
+    async fn bind(
+        &self,
+        identity: &Identity,
+        username: &str,
+        password: SecretString,
+    ) -> Result<String> {
+        let user_id = self.check_credentials(username, password).await?;
+        if self
+            .inner
+            .users
+            .has_identity_of(&user_id, &identity.appid)
+            .await?
+        {
+            return Err(already_bound());
+        }
+        let (owner, added) = self
+            .inner
+            .users
+            .link_identity(&user_id, identity)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(_) => already_bound(),
+                e => e.into(),
+            })?;
+        if !added && owner != user_id {
+            return Err(Error::new(
+                Code::Conflict,
+                "This WeChat user is bound to another account already.",
+            ));
+        }
+        tracing::info!(user_id = %user_id, appid = %identity.appid, "identity bound to an account");
+        Ok(user_id)
+    }
+
+    /// `auth/bind`: finishes a login that answered `binding_required`.
+    pub async fn bind_with_ticket(
+        &self,
+        ticket: &str,
+        username: &str,
+        password: SecretString,
+    ) -> Result<SignedIn> {
+        password::check_username(username)?;
+        password::check_password(&password)?;
+        let bad_ticket = || {
+            Error::new(
+                Code::Unauthenticated,
+                "This bindTicket is unknown, used or older than 10 minutes. Call wx.login and /api/v1/auth/login again.",
+            )
+        };
+        let key = ticket_key(ticket);
+        if self.inner.kv.get(&key).await?.is_none() {
+            return Err(bad_ticket());
+        }
+        let user_id = self.check_credentials(username, password).await?;
+        let Some(bytes) = self.inner.kv.get(&key).await? else {
+            return Err(bad_ticket());
+        };
+        let pending: PendingBinding = serde_json::from_slice(&bytes).map_err(|_| bad_ticket())?;
+        if self
+            .inner
+            .users
+            .has_identity_of(&user_id, &pending.appid)
+            .await?
+        {
+            return Err(already_bound());
+        }
+        // Used once: of two concurrent binds with one ticket, one takes it.
+        if self.inner.kv.take(&key).await?.is_none() {
+            return Err(bad_ticket());
+        }
+        let identity = Identity {
+            provider: Provider::MiniProgram,
+            appid: pending.appid.clone(),
+            openid: pending.openid.clone(),
+            unionid: pending.unionid,
+        };
+        let (owner, added) = self
+            .inner
+            .users
+            .link_identity(&user_id, &identity)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(_) => already_bound(),
+                e => e.into(),
+            })?;
+        if !added && owner != user_id {
+            return Err(Error::new(
+                Code::Conflict,
+                "This WeChat user is bound to another account already.",
+            ));
+        }
+        self.sign_in(
+            &user_id,
+            false,
+            Session::wechat(
+                &user_id,
+                &pending.appid,
+                &pending.openid,
+                pending.session_key,
+            ),
+        )
+        .await
+    }
+
+    /// `accounts`: a new account with a username and password.
+    pub async fn register(&self, username: &str, password: SecretString) -> Result<User> {
+        password::check_username(username)?;
+        password::check_password(&password)?;
+        if self.inner.users.credentials(username).await?.is_some() {
+            return Err(username_taken());
+        }
+        let hash = password::hash(password).await?;
+        let id = self
+            .inner
+            .users
+            .create_account(username, &hash)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(_) => username_taken(),
+                e => e.into(),
+            })?;
+        tracing::info!(user_id = %id, "account created");
+        self.user(&id).await
+    }
+
+    /// `auth/password`: signs in with a username and password.
+    pub async fn password_login(&self, username: &str, password: SecretString) -> Result<SignedIn> {
+        // Malformed input gets the same answer as a wrong password: no hint about the rules'
+        // relation to existing accounts.
+        if password::check_username(username).is_err()
+            || password::check_password(&password).is_err()
+        {
+            return Err(invalid_credentials());
+        }
+        let user_id = self.check_credentials(username, password).await?;
+        self.sign_in(&user_id, false, Session::password(&user_id))
+            .await
+    }
+
+    /// `me/credentials`: gives a WeChat-only user a username and password.
+    pub async fn set_credentials(
+        &self,
+        user_id: &str,
+        username: &str,
+        password: SecretString,
+    ) -> Result<User> {
+        password::check_username(username)?;
+        password::check_password(&password)?;
+        let hash = password::hash(password).await?;
+        let set = self
+            .inner
+            .users
+            .set_credentials(user_id, username, &hash)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(_) => username_taken(),
+                e => e.into(),
+            })?;
+        if !set {
+            return Err(Error::new(
+                Code::Conflict,
+                "This account has a username and password already.",
+            ));
+        }
+        self.user(user_id).await
+    }
+
+    /// `me/identities/{appid}`: unbinds an identity and ends its sessions.
+    pub async fn unbind(&self, user_id: &str, appid: &str) -> Result<()> {
+        match self.inner.users.unbind(user_id, appid).await? {
+            Unbound::Done(openid) => {
+                let ended = self.inner.sessions.end_identity(appid, &openid).await?;
+                tracing::info!(user_id = %user_id, appid = %appid, ended, "identity unbound");
+                Ok(())
+            }
+            Unbound::NotFound => Err(Error::new(Code::NotFound, "This account has no identity of this appid.")),
+            Unbound::LastWay => Err(Error::new(
+                Code::Conflict,
+                "This is the account's last way to sign in: set a username and password (PUT /api/v1/me/credentials) or bind another app first.",
+            )),
+        }
     }
 
     /// The session of a bearer token.
@@ -319,29 +651,27 @@ impl Accounts {
     /// decryption for five minutes. A code of another openid changes nothing.
     pub async fn refresh(&self, token: &Token, session: Session, code: &str) -> Result<()> {
         check_code("code", code)?;
-        let app = self.miniprogram(Some(&session.appid))?;
+        let (appid, openid) = wechat_part(&session)?;
+        let app = self.miniprogram(Some(appid))?;
         let wx = self
             .inner
             .wechat
             .code2session(&app.appid, &app.secret, code)
             .await?;
-        if wx.openid != session.openid {
+        if wx.openid != openid {
             return Err(Error::new(
                 Code::Conflict,
                 "This code belongs to another WeChat user than the session's. Sign in with /api/v1/auth/login instead.",
             ));
         }
         if let Some(u) = &wx.unionid {
-            self.inner
-                .users
-                .record_unionid(&session.appid, &session.openid, u)
-                .await?;
+            self.inner.users.record_unionid(appid, openid, u).await?;
         }
         let refreshed = Session {
-            previous_key: Some(session.session_key.clone()),
+            previous_key: session.session_key.clone(),
             previous_until: Some(users::now() + PREVIOUS_KEY_GRACE),
-            session_key: wx.session_key,
-            ..session
+            session_key: Some(wx.session_key),
+            ..session.clone()
         };
         self.inner.sessions.put(token, &refreshed).await?;
         Ok(())
@@ -371,7 +701,8 @@ impl Accounts {
     /// Reads the phone number with a `getPhoneNumber` code and stores it on the user.
     pub async fn phone_by_code(&self, session: &Session, code: &str) -> Result<PhoneNumber> {
         check_code("code", code)?;
-        let app = self.miniprogram(Some(&session.appid))?;
+        let (appid, openid) = wechat_part(session)?;
+        let app = self.miniprogram(Some(appid))?;
         let tokens = &self.inner.tokens;
         let mut access_token = tokens.get(app).await?;
         let mut refreshed = false;
@@ -379,7 +710,7 @@ impl Accounts {
             match self
                 .inner
                 .wechat
-                .phone_number(&access_token, code, Some(&session.openid))
+                .phone_number(&access_token, code, Some(openid))
                 .await
             {
                 Err(WechatError::Api(a))
@@ -451,6 +782,7 @@ impl Accounts {
                 "{e}: send encryptedData and iv exactly as WeChat gave them (base64; iv is 16 bytes)."
             ))
         };
+        let (appid, openid) = wechat_part(session)?;
         let iv = crypto::decode_block("iv", iv).map_err(bad)?;
         let data = crypto::decode_b64("encryptedData", encrypted_data).map_err(bad)?;
         if data.is_empty() || data.len() % 16 != 0 {
@@ -471,7 +803,7 @@ impl Accounts {
             return Err(Error::new(Code::DecryptFailed, DECRYPT_FAILED));
         };
         let watermark = data.remove("watermark").unwrap_or(serde_json::Value::Null);
-        if watermark.get("appid").and_then(|a| a.as_str()) != Some(session.appid.as_str()) {
+        if watermark.get("appid").and_then(|a| a.as_str()) != Some(appid) {
             return Err(Error::new(
                 Code::WatermarkMismatch,
                 "The data's watermark names another mini program: it was not made for this session. Ask for the data again in this mini program.",
@@ -488,7 +820,7 @@ impl Accounts {
         if let Some(serde_json::Value::String(unionid)) = data.get("unionId") {
             self.inner
                 .users
-                .record_unionid(&session.appid, &session.openid, unionid)
+                .record_unionid(appid, openid, unionid)
                 .await?;
         }
         Ok(OpenData { data, watermark })

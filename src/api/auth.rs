@@ -4,13 +4,17 @@ use poem::web::Data;
 use poem_openapi::{payload::Json, ApiResponse, OpenApi};
 
 use super::errors::{error_set, Reply};
-use super::model::{CodeRequest, LoginRequest, RefreshBody, SessionBody};
+use super::model::{
+    BindRequest, CodeRequest, CredentialsRequest, LoginRequest, RefreshBody, SessionBody,
+};
 use super::{session, BearerAuth, Tag};
 use crate::accounts::{Accounts, LoginInput};
 
-error_set!(LoginErrors: InvalidRequest, WechatCodeInvalid, WechatUserBlocked, BindingRequired, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable);
+error_set!(LoginErrors: InvalidRequest, WechatCodeInvalid, InvalidCredentials, WechatUserBlocked, BindingRequired, Conflict, WechatRateLimited, AccountLocked, WechatUnavailable, WechatError, ServiceUnavailable);
 error_set!(RefreshErrors: InvalidRequest, WechatCodeInvalid, Unauthenticated, WechatUserBlocked, Conflict, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable);
 error_set!(LogoutErrors: Unauthenticated, ServiceUnavailable);
+error_set!(BindErrors: InvalidRequest, InvalidCredentials, Unauthenticated, Conflict, AccountLocked, ServiceUnavailable);
+error_set!(PasswordErrors: InvalidCredentials, AccountLocked, ServiceUnavailable);
 
 #[derive(ApiResponse)]
 pub enum LoginOk {
@@ -92,5 +96,40 @@ impl AuthApi {
         let (token, _) = session(&accounts, &auth).await?;
         accounts.logout(&token).await?;
         Ok(LogoutOk::Done)
+    }
+
+    /// Bind a WeChat user to an account, after `binding_required`
+    ///
+    /// Sends the `bindTicket` of the 403 with the account's username and password; the WeChat
+    /// user is bound to that account and signed in, without a second `wx.login`. A ticket works
+    /// once, for ten minutes.
+    #[oai(path = "/bind", method = "post", operation_id = "bind")]
+    async fn bind(
+        &self,
+        accounts: Data<&Accounts>,
+        body: Json<BindRequest>,
+    ) -> Reply<LoginOk, BindErrors> {
+        let Json(req) = body;
+        let signed_in = accounts
+            .bind_with_ticket(&req.bind_ticket, &req.username, req.password.into())
+            .await?;
+        Ok(LoginOk::Ok(Json(signed_in.into())))
+    }
+
+    /// Sign in with a username and password
+    ///
+    /// An unknown username and a wrong password get the same answer, in the same time. Five wrong
+    /// passwords for one username within 15 minutes lock it for 15 minutes.
+    #[oai(path = "/password", method = "post", operation_id = "passwordLogin")]
+    async fn password(
+        &self,
+        accounts: Data<&Accounts>,
+        body: Json<CredentialsRequest>,
+    ) -> Reply<LoginOk, PasswordErrors> {
+        let Json(req) = body;
+        let signed_in = accounts
+            .password_login(&req.username, req.password.into())
+            .await?;
+        Ok(LoginOk::Ok(Json(signed_in.into())))
     }
 }

@@ -1,16 +1,18 @@
 //! `/api/v1/me*`: the signed-in user, their profile and phone number.
 
 use poem::web::Data;
-use poem_openapi::{payload::Json, types::MaybeUndefined, ApiResponse, OpenApi};
+use poem_openapi::{param::Path, payload::Json, types::MaybeUndefined, ApiResponse, OpenApi};
 
 use super::errors::{error_set, Reply};
-use super::model::{PhoneBody, PhoneRequest, ProfilePatch, UserBody};
+use super::model::{CredentialsRequest, PhoneBody, PhoneRequest, ProfilePatch, UserBody};
 use super::{session, BearerAuth, Tag};
 use crate::accounts::Accounts;
 use crate::error::Error;
 use crate::store::users::ProfileChange;
 
 error_set!(MeErrors: Unauthenticated, ServiceUnavailable);
+error_set!(CredentialsErrors: InvalidRequest, Unauthenticated, Conflict, ServiceUnavailable);
+error_set!(UnbindErrors: Unauthenticated, NotFound, Conflict, ServiceUnavailable);
 error_set!(PatchErrors: InvalidRequest, Unauthenticated, ServiceUnavailable);
 error_set!(PhoneErrors: InvalidRequest, DecryptFailed, WatermarkMismatch, WechatCodeInvalid, Unauthenticated, Conflict, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable);
 
@@ -19,6 +21,13 @@ pub enum UserOk {
     /// The user, with their identities.
     #[oai(status = 200)]
     Ok(Json<UserBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Unbound {
+    /// Unbound; that identity's sessions are ended.
+    #[oai(status = 204)]
+    Done,
 }
 
 #[derive(ApiResponse)]
@@ -111,5 +120,43 @@ impl MeApi {
             }
         };
         Ok(PhoneOk::Ok(Json(phone.into())))
+    }
+
+    /// Give a WeChat-only account a username and password
+    ///
+    /// For an account that has none yet; a username taken is a 409.
+    #[oai(path = "/credentials", method = "put", operation_id = "setCredentials")]
+    async fn credentials(
+        &self,
+        accounts: Data<&Accounts>,
+        auth: BearerAuth,
+        body: Json<CredentialsRequest>,
+    ) -> Reply<UserOk, CredentialsErrors> {
+        let (_, session) = session(&accounts, &auth).await?;
+        let Json(req) = body;
+        let user = accounts
+            .set_credentials(&session.user_id, &req.username, req.password.into())
+            .await?;
+        Ok(UserOk::Ok(Json(user.into())))
+    }
+
+    /// Unbind the WeChat identity of an app
+    ///
+    /// Ends that identity's sessions. Refused with 409 where it is the account's last way to
+    /// sign in (no other identity, no password).
+    #[oai(
+        path = "/identities/:appid",
+        method = "delete",
+        operation_id = "unbindIdentity"
+    )]
+    async fn unbind(
+        &self,
+        accounts: Data<&Accounts>,
+        auth: BearerAuth,
+        appid: Path<String>,
+    ) -> Reply<Unbound, UnbindErrors> {
+        let (_, session) = session(&accounts, &auth).await?;
+        accounts.unbind(&session.user_id, &appid.0).await?;
+        Ok(Unbound::Done)
     }
 }

@@ -2,6 +2,7 @@
 //! middleware that gives every answer an `x-request-id`, bounds request bodies, logs and counts.
 //! Handlers parse, call one `accounts` function and map; SQL, Redis and WeChat are not seen here.
 
+mod accounts;
 mod auth;
 pub mod errors;
 mod me;
@@ -25,8 +26,10 @@ use errors::ErrorBody;
 /// Route groups, as Swagger UI shows them.
 #[derive(Tags)]
 pub enum Tag {
-    /// Mini program sign-in: login, refresh, logout.
+    /// Signing in: mini program login and binding, passwords, refresh, logout.
     Auth,
+    /// Business accounts.
+    Accounts,
     /// The signed-in user.
     Me,
     /// WeChat open data.
@@ -46,9 +49,19 @@ async fn session(accounts: &Accounts, auth: &BearerAuth) -> Result<(Token, Sessi
 }
 
 /// The OpenAPI service of the contract's routes.
-pub fn service() -> OpenApiService<(auth::AuthApi, me::MeApi, wechat::WechatApi, ops::OpsApi), ()> {
+#[allow(clippy::type_complexity)]
+pub fn service() -> OpenApiService<
+    (
+        auth::AuthApi,
+        accounts::AccountsApi,
+        me::MeApi,
+        wechat::WechatApi,
+        ops::OpsApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (auth::AuthApi, me::MeApi, wechat::WechatApi, ops::OpsApi),
+        (auth::AuthApi, accounts::AccountsApi, me::MeApi, wechat::WechatApi, ops::OpsApi),
         "wxlogin",
         env!("CARGO_PKG_VERSION"),
     )

@@ -292,3 +292,44 @@ impl Example for DecryptBody {
         }
     }
 }
+
+/// A username and password.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct CredentialsRequest {
+    /// 3 to 32 characters: letters, digits, `_`, `.`, `-`; unique without regard to case.
+    pub username: String,
+    /// 8 to 128 characters; stored only as an argon2id hash.
+    #[oai(write_only)]
+    pub password: String,
+}
+
+impl Example for CredentialsRequest {
+    fn example() -> Self {
+        CredentialsRequest {
+            username: "band".into(),
+            password: "correct horse battery".into(),
+        }
+    }
+}
+
+/// `POST /api/v1/auth/bind`: the ticket of a `binding_required` answer, with the account's
+/// username and password.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct BindRequest {
+    pub bind_ticket: String,
+    pub username: String,
+    #[oai(write_only)]
+    pub password: String,
+}
+
+impl Example for BindRequest {
+    fn example() -> Self {
+        BindRequest {
+            bind_ticket: "6f9c1d2e-8a7b-4c3d-9e0f-1a2b3c4d5e6f".into(),
+            username: "band".into(),
+            password: "correct horse battery".into(),
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! configured, by an in-process map. Sessions, one-use tickets, the login replay cache and the
 //! WeChat access_token cache are built on it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,7 @@ enum Backend {
 #[derive(Default)]
 struct Memory {
     map: HashMap<String, (Vec<u8>, Instant)>,
+    sets: HashMap<String, (HashSet<String>, Instant)>,
     writes: u64,
 }
 
@@ -46,6 +47,7 @@ impl Memory {
         if self.writes % 1024 == 0 {
             let now = Instant::now();
             self.map.retain(|_, (_, exp)| *exp > now);
+            self.sets.retain(|_, (_, exp)| *exp > now);
         }
         self.map.insert(key, (value, Instant::now() + ttl));
     }
@@ -206,6 +208,123 @@ impl Kv {
                 let value = m.live(&key).map(|(v, _)| v.clone());
                 m.map.remove(&key);
                 Ok(value)
+            }
+        }
+    }
+
+    /// Adds one to a counter, starting it with `ttl` where it is new; returns the count.
+    pub async fn incr(&self, key: &str, ttl: Duration) -> Result<i64> {
+        match &self.backend {
+            Backend::Redis(c) => {
+                let (n,): (i64,) = redis::pipe()
+                    .atomic()
+                    .cmd("INCR")
+                    .arg(self.key(key))
+                    .cmd("EXPIRE")
+                    .arg(self.key(key))
+                    .arg(secs(ttl))
+                    .arg("NX")
+                    .ignore()
+                    .query_async(&mut *c.clone())
+                    .await?;
+                Ok(n)
+            }
+            Backend::Memory(m) => {
+                let mut m = Self::mem(m);
+                let key = self.key(key);
+                let n = match m.live(&key) {
+                    Some((v, _)) => {
+                        let n = std::str::from_utf8(v)
+                            .ok()
+                            .and_then(|s| s.parse::<i64>().ok())
+                            .unwrap_or(0)
+                            + 1;
+                        *v = n.to_string().into_bytes();
+                        n
+                    }
+                    None => {
+                        m.insert(key, b"1".to_vec(), ttl);
+                        1
+                    }
+                };
+                Ok(n)
+            }
+        }
+    }
+
+    /// Seconds until a key expires; None when it does not exist.
+    pub async fn ttl(&self, key: &str) -> Result<Option<u64>> {
+        match &self.backend {
+            Backend::Redis(c) => {
+                let t: i64 = redis::cmd("TTL")
+                    .arg(self.key(key))
+                    .query_async(&mut *c.clone())
+                    .await?;
+                Ok((t >= 0).then_some(t as u64).or((t == -1).then_some(0)))
+            }
+            Backend::Memory(m) => Ok(Self::mem(m).live(&self.key(key)).map(|(_, exp)| {
+                exp.saturating_duration_since(Instant::now())
+                    .as_secs()
+                    .max(1)
+            })),
+        }
+    }
+
+    /// Adds a member to a set and restarts the set's time to live.
+    pub async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {
+        match &self.backend {
+            Backend::Redis(c) => {
+                let _: () = redis::pipe()
+                    .atomic()
+                    .cmd("SADD")
+                    .arg(self.key(key))
+                    .arg(member)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(self.key(key))
+                    .arg(secs(ttl))
+                    .ignore()
+                    .query_async(&mut *c.clone())
+                    .await?;
+                Ok(())
+            }
+            Backend::Memory(m) => {
+                let mut m = Self::mem(m);
+                let key = self.key(key);
+                let now = Instant::now();
+                let entry = m.sets.entry(key).or_insert_with(|| (HashSet::new(), now));
+                if entry.1 <= now {
+                    entry.0.clear();
+                }
+                entry.0.insert(member.to_string());
+                entry.1 = now + ttl;
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes a set away: its members, and the set is gone.
+    pub async fn set_take(&self, key: &str) -> Result<Vec<String>> {
+        match &self.backend {
+            Backend::Redis(c) => {
+                let (members,): (Vec<String>,) = redis::pipe()
+                    .atomic()
+                    .cmd("SMEMBERS")
+                    .arg(self.key(key))
+                    .cmd("DEL")
+                    .arg(self.key(key))
+                    .ignore()
+                    .query_async(&mut *c.clone())
+                    .await?;
+                Ok(members)
+            }
+            Backend::Memory(m) => {
+                let mut m = Self::mem(m);
+                let now = Instant::now();
+                Ok(match m.sets.remove(&self.key(key)) {
+                    Some((set, exp)) if exp > now => set.into_iter().collect(),
+                    _ => Vec::new(),
+                })
             }
         }
     }

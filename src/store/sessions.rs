@@ -41,6 +41,10 @@ impl Token {
     }
 }
 
+fn identity_key(appid: &str, openid: &str) -> String {
+    format!("isess:{appid}:{openid}")
+}
+
 impl Default for Token {
     fn default() -> Self {
         Token::new()
@@ -58,13 +62,14 @@ impl fmt::Debug for Token {
 pub struct Session {
     #[serde(rename = "u")]
     pub user_id: String,
-    #[serde(rename = "a")]
-    pub appid: String,
-    #[serde(rename = "o")]
-    pub openid: String,
+    /// The mini program, for a session made by a WeChat login (not by a password).
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub appid: Option<String>,
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    pub openid: Option<String>,
     /// The current session_key, base64 as WeChat gave it.
-    #[serde(rename = "k")]
-    pub session_key: String,
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
     /// The key before the last refresh, tried for decryption only until `previous_until`.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub previous_key: Option<String>,
@@ -80,7 +85,31 @@ impl Session {
             (Some(k), Some(until)) if now < until => Some(k.as_str()),
             _ => None,
         };
-        std::iter::once(self.session_key.as_str()).chain(previous)
+        self.session_key.as_deref().into_iter().chain(previous)
+    }
+
+    /// A session of a WeChat identity.
+    pub fn wechat(user_id: &str, appid: &str, openid: &str, session_key: String) -> Session {
+        Session {
+            user_id: user_id.to_string(),
+            appid: Some(appid.to_string()),
+            openid: Some(openid.to_string()),
+            session_key: Some(session_key),
+            previous_key: None,
+            previous_until: None,
+        }
+    }
+
+    /// A session made with a username and password: no WeChat session_key.
+    pub fn password(user_id: &str) -> Session {
+        Session {
+            user_id: user_id.to_string(),
+            appid: None,
+            openid: None,
+            session_key: None,
+            previous_key: None,
+            previous_until: None,
+        }
     }
 }
 
@@ -111,11 +140,26 @@ impl Sessions {
         self.ttl
     }
 
-    /// Stores a new session and returns its token.
+    /// Stores a new session and returns its token. A WeChat session is also listed under its
+    /// identity, so that unbinding the identity can end its sessions.
     pub async fn create(&self, session: &Session) -> Result<Token, StoreError> {
         let token = Token::new();
         self.put(&token, session).await?;
+        if let (Some(appid), Some(openid)) = (&session.appid, &session.openid) {
+            self.kv
+                .set_add(&identity_key(appid, openid), &token.storage_key(), self.ttl)
+                .await?;
+        }
         Ok(token)
+    }
+
+    /// Ends every session of a WeChat identity.
+    pub async fn end_identity(&self, appid: &str, openid: &str) -> Result<usize, StoreError> {
+        let keys = self.kv.set_take(&identity_key(appid, openid)).await?;
+        for key in &keys {
+            self.kv.del(key).await?;
+        }
+        Ok(keys.len())
     }
 
     /// Replaces what a token stands for, restarting its time to live.
@@ -157,9 +201,9 @@ mod tests {
     fn previous_key_is_tried_only_in_its_window() {
         let s = Session {
             user_id: "u".into(),
-            appid: "a".into(),
-            openid: "o".into(),
-            session_key: "new".into(),
+            appid: Some("a".into()),
+            openid: Some("o".into()),
+            session_key: Some("new".into()),
             previous_key: Some("old".into()),
             previous_until: Some(100),
         };

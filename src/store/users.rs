@@ -298,6 +298,144 @@ impl Users {
     }
 }
 
+/// What a password sign-in needs of a user.
+pub struct Credentials {
+    pub user_id: String,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user_id", &self.user_id)
+            .field("password_hash", &"<hidden>")
+            .finish()
+    }
+}
+
+/// How an unbinding ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unbound {
+    /// Gone; this was its openid.
+    Done(String),
+    /// The user has no identity of this app.
+    NotFound,
+    /// It is the user's last way to sign in: kept.
+    LastWay,
+}
+
+impl Users {
+    /// Creates an account with a username and an argon2id hash; a username taken (without
+    /// regard to case) is a conflict.
+    pub async fn create_account(&self, username: &str, password_hash: &str) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = now();
+        sqlx::query(
+            "INSERT INTO users (id, username, username_key, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(&id)
+        .bind(username)
+        .bind(username.to_lowercase())
+        .bind(password_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_violation(e, "this username"))?;
+        Ok(id)
+    }
+
+    /// The user and hash of a username (without regard to case).
+    pub async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
+        let row = sqlx::query("SELECT id, password_hash FROM users WHERE username_key = $1 AND password_hash IS NOT NULL")
+            .bind(username.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| Credentials {
+            user_id: r.get(0),
+            password_hash: r.get(1),
+        }))
+    }
+
+    /// Gives a user without credentials a username and password hash. False where the user has
+    /// credentials already; a username taken is a conflict.
+    pub async fn set_credentials(
+        &self,
+        user_id: &str,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET username = $1, username_key = $2, password_hash = $3, updated_at = $4 \
+             WHERE id = $5 AND password_hash IS NULL",
+        )
+        .bind(username)
+        .bind(username.to_lowercase())
+        .bind(password_hash)
+        .bind(now())
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_violation(e, "this username"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Whether a user has an identity of this app.
+    pub async fn has_identity_of(&self, user_id: &str, appid: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM identities WHERE user_id = $1 AND appid = $2")
+            .bind(user_id)
+            .bind(appid)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Removes a user's identity of an app, unless it is the user's last way to sign in (no
+    /// other identity and no password). Checked and done in one transaction; the row lock on
+    /// the user keeps two concurrent unbindings from removing both last ways.
+    pub async fn unbind(&self, user_id: &str, appid: &str) -> Result<Unbound> {
+        let mut tx = self.pool.begin().await?;
+        // A write first: it takes the user's row lock (PostgreSQL) or the write lock (SQLite).
+        sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let Some(openid) =
+            sqlx::query("SELECT openid FROM identities WHERE user_id = $1 AND appid = $2")
+                .bind(user_id)
+                .bind(appid)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get::<String, _>(0))
+        else {
+            return Ok(Unbound::NotFound);
+        };
+        let others: i64 =
+            sqlx::query("SELECT COUNT(*) FROM identities WHERE user_id = $1 AND appid <> $2")
+                .bind(user_id)
+                .bind(appid)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+        let has_password: i64 =
+            sqlx::query("SELECT COUNT(*) FROM users WHERE id = $1 AND password_hash IS NOT NULL")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+        if others == 0 && has_password == 0 {
+            return Ok(Unbound::LastWay);
+        }
+        sqlx::query("DELETE FROM identities WHERE user_id = $1 AND appid = $2")
+            .bind(user_id)
+            .bind(appid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Unbound::Done(openid))
+    }
+}
+
 async fn insert_identity(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     user_id: &str,

@@ -112,10 +112,37 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
     app.call("POST", "/api/v1/auth/logout", Some(&token), None)
         .await;
 
+    let password = "a secret password 42";
+    app.post(
+        "/api/v1/accounts",
+        None,
+        json!({"username": "vera-account", "password": password}),
+    )
+    .await;
+    app.post(
+        "/api/v1/auth/password",
+        None,
+        json!({"username": "vera-account", "password": password}),
+    )
+    .await;
+    app.post(
+        "/api/v1/auth/password",
+        None,
+        json!({"username": "vera-account", "password": "a wrong password 42"}),
+    )
+    .await;
+
     let logs = logs();
     assert!(logs.contains("signed in"), "the log sink saw the run");
     let responses = RESPONSES.lock().unwrap().join("\n");
-    for secret in [SECRET, &first_key, &second_key] {
+    for secret in [
+        SECRET,
+        &first_key,
+        &second_key,
+        password,
+        "a wrong password 42",
+        "$argon2id$",
+    ] {
         assert!(!logs.contains(secret), "a secret is in the logs");
         assert!(!responses.contains(secret), "a secret is in a response");
     }

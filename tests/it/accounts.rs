@@ -1,0 +1,327 @@
+//! Business accounts: registration, passwords, lockout, first-login binding, require_binding,
+//! unionid linking, credentials and unbinding.
+
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+use crate::helpers::*;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn register(app: &TestApp, username: &str) -> Value {
+    let r = app
+        .post(
+            "/api/v1/accounts",
+            None,
+            json!({"username": username, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body
+}
+
+async fn password_login(app: &TestApp, username: &str, password: &str) -> Reply {
+    app.post(
+        "/api/v1/auth/password",
+        None,
+        json!({"username": username, "password": password}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn accounts_register_with_rules_and_case_insensitive_usernames() {
+    let app = spawn_app().await;
+    let user = register(&app, "Band.Leader").await;
+    assert_eq!(user["username"], "Band.Leader");
+    assert!(user["identities"].as_array().unwrap().is_empty());
+    assert!(!user.to_string().contains("argon2"));
+    let r = app
+        .post(
+            "/api/v1/accounts",
+            None,
+            json!({"username": "band.leader", "password": PASSWORD}),
+        )
+        .await;
+    assert_error(&r, 409, "conflict");
+    for body in [
+        json!({"username": "ab", "password": PASSWORD}),
+        json!({"username": "has space", "password": PASSWORD}),
+        json!({"username": "okname", "password": "short"}),
+        json!({"username": "okname"}),
+    ] {
+        assert_error(
+            &app.post("/api/v1/accounts", None, body).await,
+            400,
+            "invalid_request",
+        );
+    }
+    // The refused ones made nothing: that name is still free.
+    register(&app, "okname").await;
+}
+
+#[tokio::test]
+async fn password_sign_in_answers_unknown_users_like_wrong_passwords() {
+    let app = spawn_app().await;
+    register(&app, "walter").await;
+    let ok = password_login(&app, "WALTER", PASSWORD).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(ok.body["isNewUser"], false);
+    let token = ok.body["token"].as_str().unwrap();
+    assert_eq!(
+        app.get("/api/v1/me", Some(token)).await.body["username"],
+        "walter"
+    );
+    // A password session has no session_key: WeChat data needs a wx.login session.
+    let r = app
+        .post(
+            "/api/v1/wechat/decrypt",
+            Some(token),
+            json!({"encryptedData": "AAAAAAAAAAAAAAAAAAAAAA==", "iv": "AAAAAAAAAAAAAAAAAAAAAA=="}),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_request");
+
+    let wrong = password_login(&app, "walter", "not the password").await;
+    let unknown = password_login(&app, "nobody-here", "not the password").await;
+    assert_error(&wrong, 401, "invalid_credentials");
+    assert_error(&unknown, 401, "invalid_credentials");
+    assert_eq!(wrong.body["message"], unknown.body["message"]);
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_lock_the_username_for_fifteen_minutes() {
+    let app = spawn_app().await;
+    register(&app, "xavier").await;
+    register(&app, "yvonne").await;
+    for _ in 0..5 {
+        assert_error(
+            &password_login(&app, "xavier", "wrong password").await,
+            401,
+            "invalid_credentials",
+        );
+    }
+    let r = password_login(&app, "xavier", PASSWORD).await;
+    assert_error(&r, 429, "account_locked");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    // Counted per username, and the same for every way in.
+    assert_eq!(password_login(&app, "yvonne", PASSWORD).await.status, 200);
+    let code = app.wx_login("xavier-phone").await;
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": code, "appid": APPID, "username": "Xavier", "password": PASSWORD}),
+        )
+        .await;
+    assert_error(&r, 429, "account_locked");
+}
+
+#[tokio::test]
+async fn first_login_with_credentials_binds_the_openid_to_that_account() {
+    let app = spawn_app().await;
+    let account = register(&app, "zoe").await;
+    let code = app.wx_login("zoe-phone").await;
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": code, "appid": APPID, "username": "zoe", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["isNewUser"], false);
+    assert_eq!(r.body["user"]["id"], account["id"]);
+    assert_eq!(
+        r.body["user"]["identities"][0]["openid"],
+        app.emu_user("zoe-phone", APPID).await["openid"]
+    );
+
+    // Later, the code alone signs in to the same account.
+    assert_eq!(app.login("zoe-phone").await["user"]["id"], account["id"]);
+
+    // Another WeChat user of the same app cannot bind to it.
+    let code = app.wx_login("zoe-other-phone").await;
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": code, "appid": APPID, "username": "zoe", "password": PASSWORD}),
+        )
+        .await;
+    assert_error(&r, 409, "conflict");
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": "x", "appid": APPID, "username": "zoe"}),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_request");
+}
+
+#[tokio::test]
+async fn require_binding_answers_a_single_use_ticket() {
+    let app = spawn_with(Db::Postgres, Kv::Redis, |c| {
+        c.login_policy = wxlogin::config::LoginPolicy::RequireBinding
+    })
+    .await;
+    let account = register(&app, "abby").await;
+    let code = app.wx_login("abby-phone").await;
+    let body = json!({"code": code, "appid": APPID});
+    let r = app.post("/api/v1/auth/login", None, body.clone()).await;
+    assert_error(&r, 403, "binding_required");
+    let ticket = r.body["bindTicket"].as_str().unwrap().to_string();
+    // A retry of the same code does not hand the ticket out again.
+    let again = app.post("/api/v1/auth/login", None, body).await;
+    assert_error(&again, 401, "wechat_code_invalid");
+    assert!(again.body.get("bindTicket").is_none());
+
+    let bind = |password: &str| {
+        app.post(
+            "/api/v1/auth/bind",
+            None,
+            json!({"bindTicket": ticket, "username": "abby", "password": password}),
+        )
+    };
+    assert_error(&bind("wrong password").await, 401, "invalid_credentials");
+    let r = bind(PASSWORD).await;
+    assert_eq!(
+        r.status, 200,
+        "the ticket survived a wrong password: {}",
+        r.text
+    );
+    assert_eq!(r.body["user"]["id"], account["id"]);
+    assert_eq!(r.body["user"]["identities"][0]["appid"], APPID);
+    let token = r.body["token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/me", Some(token)).await.status, 200);
+    assert_error(&bind(PASSWORD).await, 401, "unauthenticated");
+    // Bound now: the code alone signs in.
+    assert_eq!(app.login("abby-phone").await["user"]["id"], account["id"]);
+}
+
+#[tokio::test]
+async fn a_unionid_joins_a_second_apps_identity_to_the_same_user() {
+    let app = spawn_app().await;
+    let first = app.login("bella").await;
+    let code = app.wx_login_in(SAMPLE_APPID, "bella").await;
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": code, "appid": SAMPLE_APPID}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["isNewUser"], false);
+    assert_eq!(r.body["user"]["id"], first["user"]["id"]);
+    let ids = r.body["user"]["identities"].as_array().unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0]["openid"], ids[1]["openid"]);
+    assert_eq!(ids[0]["unionid"], ids[1]["unionid"]);
+}
+
+#[tokio::test]
+async fn credentials_and_unbinding() {
+    let app = spawn_app().await;
+    let token = app.token("cara").await;
+    let r = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/me/identities/{APPID}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_error(&r, 409, "conflict");
+    let r = app
+        .call(
+            "DELETE",
+            "/api/v1/me/identities/wxnotmine00000001",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_error(&r, 404, "not_found");
+
+    register(&app, "taken").await;
+    let put = |username: &str| {
+        app.call(
+            "PUT",
+            "/api/v1/me/credentials",
+            Some(&token),
+            Some(json!({"username": username, "password": PASSWORD})),
+        )
+    };
+    assert_error(&put("TAKEN").await, 409, "conflict");
+    assert_error(&put("no").await, 400, "invalid_request");
+    let r = put("cara").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["username"], "cara");
+    assert_error(&put("cara2").await, 409, "conflict");
+    let by_password = password_login(&app, "cara", PASSWORD).await;
+    assert_eq!(by_password.body["user"]["id"], r.body["id"]);
+    let password_token = by_password.body["token"].as_str().unwrap();
+
+    let other_session = app.token("cara").await;
+    let r = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/me/identities/{APPID}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    // That identity's sessions are over; the password session is not.
+    assert_error(
+        &app.get("/api/v1/me", Some(&token)).await,
+        401,
+        "unauthenticated",
+    );
+    assert_error(
+        &app.get("/api/v1/me", Some(&other_session)).await,
+        401,
+        "unauthenticated",
+    );
+    let me = app.get("/api/v1/me", Some(password_token)).await;
+    assert!(me.body["identities"].as_array().unwrap().is_empty());
+    // The openid is free again: it signs in as a new user.
+    assert_eq!(app.login("cara").await["isNewUser"], true);
+}
+
+#[tokio::test]
+async fn a_failure_between_two_writes_leaves_no_half_written_user() {
+    let app = spawn_app().await;
+    let url = secrecy::ExposeSecret::expose_secret(&app.config.database_url).to_string();
+    let mut db = sqlx::AnyConnection::connect(&url).await.unwrap();
+    // The database fails the second write of a first login (the identity, after the user).
+    sqlx::query("CREATE FUNCTION fail_identity() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql")
+        .execute(&mut db).await.unwrap();
+    sqlx::query("CREATE TRIGGER fail_identity BEFORE INSERT ON identities FOR EACH ROW EXECUTE FUNCTION fail_identity()")
+        .execute(&mut db).await.unwrap();
+    let code = app.wx_login("dina").await;
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": code, "appid": APPID}),
+        )
+        .await;
+    assert_error(&r, 503, "service_unavailable");
+    let users: i64 = sqlx::Row::get(
+        &sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut db)
+            .await
+            .unwrap(),
+        0,
+    );
+    assert_eq!(users, 0, "the user row was rolled back with the identity");
+
+    sqlx::query("DROP TRIGGER fail_identity ON identities")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(app.login("dina").await["isNewUser"], true);
+}
