@@ -13,3 +13,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --no-fail-fast "$@"
 fi
+
+# The mini program demo's own code, against a real `wxlogin demo`.
+command -v node >/dev/null || { apt-get install -y -q nodejs >/dev/null 2>&1 || { apt-get update -q >/dev/null; apt-get install -y -q nodejs >/dev/null; }; }
+cargo build --bin wxlogin
+WXLOGIN_BIN="${CARGO_TARGET_DIR:-target}/debug/wxlogin" node --test miniprogram-demo/test/*.test.js

@@ -68,6 +68,9 @@ struct DemoArgs {
         hide_env_values = true
     )]
     database_url: String,
+    /// What login does with a WeChat user bound to no account: `auto_register` or `require_binding`.
+    #[arg(long, default_value = "auto_register")]
+    login_policy: config::LoginPolicy,
 }
 
 /// The AppID that `wxlogin demo` configures (also in miniprogram-demo/project.config.json).
@@ -156,6 +159,7 @@ async fn demo(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = config::Config::embedded(args.listen);
     config.database_url = SecretString::from(args.database_url);
     config.wechat_api_base = Url::parse(&emulator_url)?;
+    config.login_policy = args.login_policy;
     config.miniprograms = vec![config::AppCredentials {
         appid: DEMO_MINIPROGRAM_APPID.into(),
         secret: SecretString::from(secret),

@@ -1,0 +1,144 @@
+// Runs the demo's own app.js, pages and utils/wxlogin.js in Node: `App`, `Page`, `getApp` and a
+// `wx` object are provided here, where wx.request makes real HTTP calls to a running
+// `wxlogin demo` and wx.login gets a real code from its emulated WeChat.
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const DEMO = path.join(__dirname, '..');
+const APPID = 'wx1000000000000001';
+
+/** Starts `wxlogin demo` on free ports with a fresh SQLite file. */
+function startDemo(args = []) {
+  const bin = process.env.WXLOGIN_BIN || path.join(DEMO, '..', 'target', 'debug', 'wxlogin');
+  const db = path.join(os.tmpdir(), `wxlogin-mp-${process.pid}-${Date.now()}.db`);
+  const child = spawn(
+    bin,
+    ['demo', '--listen', '127.0.0.1:0', '--emulator-listen', '127.0.0.1:0', '--database-url', `sqlite://${db}?mode=rwc`, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('wxlogin demo did not start:\n' + out)), 20000);
+    child.on('exit', (code) => reject(new Error(`wxlogin demo exited (${code}):\n${out}`)));
+    const seen = (chunk) => {
+      out += chunk;
+      const server = /API and Swagger UI:\s+(http:\/\/\S+)\/docs/.exec(out);
+      const emulator = /WeChat emulator:\s+(http:\/\/\S+)\/__emulator/.exec(out);
+      if (server && emulator) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve({
+          server: server[1],
+          emulator: emulator[1],
+          stop() {
+            child.kill();
+            for (const f of [db, db + '-wal', db + '-shm']) fs.rmSync(f, { force: true });
+          },
+        });
+      }
+    };
+    child.stdout.on('data', seen);
+    child.stderr.on('data', seen);
+  });
+}
+
+async function post(url, body, token) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = 'Bearer ' + token;
+  const r = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+/** A phone with WeChat on it, signed in to WeChat as test user `user`. */
+class Phone {
+  constructor(demo, user) {
+    this.demo = demo;
+    this.user = user;
+    this.storage = new Map();
+    /** What wx.checkSession answers: false once WeChat's session_key changed under the client. */
+    this.sessionValid = true;
+    this.requests = [];
+    this.navigations = [];
+    this.toasts = [];
+  }
+
+  /** The `wx` object the demo's code calls. */
+  wx() {
+    const phone = this;
+    return {
+      request({ url, method = 'GET', data, header = {}, success, fail }) {
+        phone.requests.push(`${method} ${url.replace(phone.demo.server, '')}`);
+        const init = { method, headers: header };
+        if (data !== undefined && method !== 'GET') init.body = JSON.stringify(data);
+        fetch(url, init)
+          .then(async (r) => {
+            const text = await r.text();
+            let body = text;
+            try {
+              body = JSON.parse(text);
+            } catch (_) {}
+            success({ statusCode: r.status, data: body, header: Object.fromEntries(r.headers) });
+          })
+          .catch((e) => fail({ errMsg: 'request:fail ' + e.message }));
+      },
+      login({ success, fail }) {
+        post(phone.demo.emulator + '/__emulator/login', { appid: APPID, user: phone.user })
+          .then((r) => {
+            phone.sessionValid = true;
+            success({ code: r.body.code, errMsg: 'login:ok' });
+          })
+          .catch((e) => fail({ errMsg: 'login:fail ' + e.message }));
+      },
+      checkSession({ success, fail }) {
+        setImmediate(() => (phone.sessionValid ? success({ errMsg: 'checkSession:ok' }) : fail({ errMsg: 'checkSession:fail' })));
+      },
+      getStorageSync: (k) => (phone.storage.has(k) ? phone.storage.get(k) : ''),
+      setStorageSync: (k, v) => phone.storage.set(k, v),
+      removeStorageSync: (k) => phone.storage.delete(k),
+      showToast: (o) => phone.toasts.push(o.title),
+      navigateTo: (o) => phone.navigations.push(o.url),
+      redirectTo: (o) => phone.navigations.push(o.url),
+      reLaunch: (o) => phone.navigations.push(o.url),
+    };
+  }
+
+  /** Launches the mini program on this phone: a fresh load of the demo's code. */
+  launch() {
+    for (const k of Object.keys(require.cache)) {
+      if (k.startsWith(DEMO) && !k.startsWith(__dirname)) delete require.cache[k];
+    }
+    global.wx = this.wx();
+    require(path.join(DEMO, 'config.js')).baseUrl = this.demo.server;
+    let def;
+    global.App = (d) => (def = d);
+    require(path.join(DEMO, 'app.js'));
+    const app = Object.assign({}, def, { globalData: structuredClone(def.globalData) });
+    global.getApp = () => app;
+    app.onLaunch();
+    this.app = app;
+    return app;
+  }
+
+  /** Opens a page of the demo: its definition, with `data` and `setData`. */
+  open(name) {
+    let def;
+    global.Page = (d) => (def = d);
+    require(path.join(DEMO, 'pages', name, name + '.js'));
+    return Object.assign({}, def, {
+      data: structuredClone(def.data),
+      setData(patch) {
+        Object.assign(this.data, patch);
+      },
+    });
+  }
+
+  token() {
+    return this.storage.get('wxlogin.token');
+  }
+}
+
+module.exports = { startDemo, Phone, post, APPID, DEMO };

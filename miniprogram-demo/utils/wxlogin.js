@@ -1,0 +1,171 @@
+// wxlogin client for mini programs: copy this file (and config.js) into your own.
+//
+// - login(): wx.login + POST /api/v1/auth/login; the token is kept with wx.setStorageSync.
+//   The WeChat session_key stays on the server; the token is all the client holds.
+// - ensureSession(): reuses the stored token; where wx.checkSession fails, sends a fresh code to
+//   /api/v1/auth/refresh so that the server's session_key matches the phone's again.
+// - call(): an authenticated wx.request; after a 401 it signs in silently and retries once.
+// - messageFor(): the server's error codes in words a person understands.
+
+const config = require('../config.js');
+
+const TOKEN_KEY = 'wxlogin.token';
+
+class WxLoginError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || 'request failed (' + status + ')');
+    this.status = status;
+    this.code = (body && body.code) || 'network_error';
+    this.bindTicket = body && body.bindTicket;
+    this.requestId = body && body.requestId;
+  }
+}
+
+function request(path, { method = 'GET', data, token } = {}) {
+  return new Promise((resolve, reject) => {
+    const header = { 'content-type': 'application/json' };
+    if (token) header.Authorization = 'Bearer ' + token;
+    wx.request({
+      url: config.baseUrl + path,
+      method,
+      data,
+      header,
+      success: (res) => {
+        if (res.statusCode >= 200 && res.statusCode < 300) resolve(res.data);
+        else reject(new WxLoginError(res.statusCode, res.data));
+      },
+      fail: (err) => reject(new WxLoginError(0, { code: 'network_error', message: err.errMsg })),
+    });
+  });
+}
+
+function wxLogin() {
+  return new Promise((resolve, reject) => {
+    wx.login({
+      success: (res) => (res.code ? resolve(res.code) : reject(new WxLoginError(0, { code: 'wx_login_failed', message: res.errMsg }))),
+      fail: (err) => reject(new WxLoginError(0, { code: 'wx_login_failed', message: err.errMsg })),
+    });
+  });
+}
+
+function checkSession() {
+  return new Promise((resolve) => {
+    wx.checkSession({ success: () => resolve(true), fail: () => resolve(false) });
+  });
+}
+
+function token() {
+  return wx.getStorageSync(TOKEN_KEY) || null;
+}
+
+function keep(session) {
+  wx.setStorageSync(TOKEN_KEY, session.token);
+  return session;
+}
+
+/** Signs in with a fresh wx.login code; with username and password, binds this WeChat user to that account. */
+async function login(credentials) {
+  const code = await wxLogin();
+  const data = { code };
+  if (config.appid) data.appid = config.appid;
+  if (credentials) {
+    data.username = credentials.username;
+    data.password = credentials.password;
+  }
+  return keep(await request('/api/v1/auth/login', { method: 'POST', data }));
+}
+
+/** Finishes a login that answered binding_required, with the account's username and password. */
+async function bind(bindTicket, username, password) {
+  return keep(await request('/api/v1/auth/bind', { method: 'POST', data: { bindTicket, username, password } }));
+}
+
+/** Gives the server the phone's current session_key (after wx.checkSession failed). */
+async function refresh() {
+  const code = await wxLogin();
+  await request('/api/v1/auth/refresh', { method: 'POST', data: { code }, token: token() });
+}
+
+/**
+ * A usable session: the stored token where there is one (refreshing the session_key where
+ * wx.checkSession says it changed), else a new login. Resolves to the login answer or, for a
+ * stored token, to `{ token }`.
+ */
+async function ensureSession() {
+  const stored = token();
+  if (!stored) return login();
+  if (!(await checkSession())) {
+    try {
+      await refresh();
+    } catch (err) {
+      if (err.status !== 401) throw err;
+      return login();
+    }
+  }
+  return { token: stored };
+}
+
+/** An authenticated request; a 401 signs in again silently and retries once. */
+async function call(path, options = {}) {
+  if (!token()) await login();
+  try {
+    return await request(path, Object.assign({}, options, { token: token() }));
+  } catch (err) {
+    if (err.status !== 401) throw err;
+    wx.removeStorageSync(TOKEN_KEY);
+    await login();
+    return request(path, Object.assign({}, options, { token: token() }));
+  }
+}
+
+/** Sends what the getPhoneNumber button gave: the new-style code, or the older encryptedData. */
+async function phoneNumber(detail) {
+  if (detail.code) return call('/api/v1/me/phone', { method: 'POST', data: { code: detail.code } });
+  if (detail.encryptedData && detail.iv) {
+    // The data was encrypted with the session_key of the phone's last wx.login: make sure the
+    // server has that one.
+    if (!(await checkSession())) await refresh();
+    return call('/api/v1/me/phone', { method: 'POST', data: { encryptedData: detail.encryptedData, iv: detail.iv } });
+  }
+  throw new WxLoginError(0, { code: 'phone_refused', message: detail.errMsg || 'no phone number given' });
+}
+
+async function logout() {
+  const stored = token();
+  wx.removeStorageSync(TOKEN_KEY);
+  if (stored) {
+    try {
+      await request('/api/v1/auth/logout', { method: 'POST', token: stored });
+    } catch (err) {
+      if (err.status !== 401) throw err;
+    }
+  }
+}
+
+const MESSAGES = {
+  network_error: 'No connection to the server. Check the network and try again.',
+  wx_login_failed: 'WeChat sign-in did not start. Try again.',
+  phone_refused: 'No phone number was shared.',
+  invalid_request: 'Something in the request was not right. Please update the app.',
+  wechat_code_invalid: 'The sign-in expired. Please try again.',
+  wechat_rate_limited: 'Too many sign-ins just now. Wait a minute and try again.',
+  wechat_user_blocked: 'WeChat does not allow this account to sign in now.',
+  wechat_unavailable: 'WeChat is busy. Try again in a moment.',
+  wechat_error: 'WeChat sign-in failed. Try again later.',
+  unauthenticated: 'Please sign in again.',
+  decrypt_failed: 'That took too long. Please try again.',
+  watermark_mismatch: 'That data was not made for this app.',
+  signature_mismatch: 'That data could not be verified. Please try again.',
+  binding_required: 'Sign in with your account to link WeChat.',
+  invalid_credentials: 'Wrong username or password.',
+  account_locked: 'Too many wrong passwords. Try again in 15 minutes.',
+  conflict: 'That is already linked to another account.',
+  rate_limited: 'Too many attempts. Wait a moment and try again.',
+  service_unavailable: 'The service is busy. Try again in a moment.',
+};
+
+function messageFor(err) {
+  return MESSAGES[err && err.code] || 'Something went wrong. Please try again.';
+}
+
+module.exports = { login, bind, refresh, ensureSession, call, phoneNumber, logout, messageFor, token, WxLoginError, TOKEN_KEY };
