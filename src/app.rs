@@ -35,6 +35,7 @@ pub struct App {
     port: u16,
     accounts: Accounts,
     max_body_bytes: usize,
+    demo_page: bool,
 }
 
 /// Connects to the database and runs its migrations.
@@ -79,6 +80,7 @@ impl App {
             port,
             accounts,
             max_body_bytes: config.max_body_bytes,
+            demo_page: config.demo_page,
         })
     }
 
@@ -89,7 +91,7 @@ impl App {
 
     /// Serves until `shutdown` completes, then lets requests in flight finish (bounded).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let routes = api::routes(self.accounts, self.max_body_bytes);
+        let routes = api::routes(self.accounts, self.max_body_bytes, self.demo_page);
         serve(self.acceptor, routes, shutdown).await
     }
 }

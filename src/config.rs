@@ -196,6 +196,8 @@ pub struct Config {
     pub session_ttl: Duration,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    /// Serve the web demo page at `/demo/` (set by `wxlogin demo`, not a setting).
+    pub demo_page: bool,
 }
 
 impl fmt::Debug for Config {
@@ -440,6 +442,7 @@ impl ServeArgs {
             session_ttl: Duration::from_secs(session_ttl),
             max_body_bytes,
             log_format: pick!(log_format),
+            demo_page: false,
         })
     }
 }
@@ -502,6 +505,7 @@ impl Config {
             session_ttl: Duration::from_secs(604_800),
             max_body_bytes: 64 * 1024,
             log_format: LogFormat::Text,
+            demo_page: false,
         }
     }
 

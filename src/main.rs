@@ -73,8 +73,10 @@ struct DemoArgs {
     login_policy: config::LoginPolicy,
 }
 
-/// The AppID that `wxlogin demo` configures (also in miniprogram-demo/project.config.json).
+/// The AppIDs that `wxlogin demo` configures (the first also in miniprogram-demo/project.config.json).
 const DEMO_MINIPROGRAM_APPID: &str = "wx1000000000000001";
+const DEMO_WEBSITE_APPID: &str = "wx2000000000000002";
+const DEMO_OFFICIAL_ACCOUNT_APPID: &str = "wx3000000000000003";
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
@@ -150,24 +152,41 @@ async fn run(command: Command, sub: Option<ArgMatches>) -> Result<(), Box<dyn st
 /// Server and emulator in one process, on embedded defaults, with a demo mini program.
 async fn demo(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init(config::LogFormat::Text, std::io::stdout);
-    let secret = uuid::Uuid::new_v4().simple().to_string();
+    // Fresh secrets at each start: the demo's apps exist only between these two processes.
+    let secret = || uuid::Uuid::new_v4().simple().to_string();
+    let app_of = |appid: &str, secret: &str| config::AppCredentials {
+        appid: appid.into(),
+        secret: SecretString::from(secret.to_string()),
+    };
+    let (mp, web, oa) = (secret(), secret(), secret());
     let emu = emulator::Emulator::new();
-    emu.add_app(DEMO_MINIPROGRAM_APPID, &secret, true);
+    emu.add_app(DEMO_MINIPROGRAM_APPID, &mp, true);
+    emu.add_app(DEMO_WEBSITE_APPID, &web, true);
+    emu.add_app(DEMO_OFFICIAL_ACCOUNT_APPID, &oa, true);
     let (emu_acceptor, emu_port) = app::bind(args.emulator_listen).await?;
     let emulator_url = format!("http://{}:{emu_port}", args.emulator_listen.ip());
 
-    let mut config = config::Config::embedded(args.listen);
+    // The public URL (for OAuth callbacks) needs the port before the server binds it.
+    let mut listen = args.listen;
+    if listen.port() == 0 {
+        listen.set_port(std::net::TcpListener::bind(listen)?.local_addr()?.port());
+    }
+    let server_url = format!("http://{listen}");
+    let mut config = config::Config::embedded(listen);
     config.database_url = SecretString::from(args.database_url);
     config.wechat_api_base = Url::parse(&emulator_url)?;
+    config.wechat_open_base = Url::parse(&emulator_url)?;
+    config.public_url = Url::parse(&server_url)?;
+    config.redirect_allowlist = vec![Url::parse(&server_url)?];
     config.login_policy = args.login_policy;
-    config.miniprograms = vec![config::AppCredentials {
-        appid: DEMO_MINIPROGRAM_APPID.into(),
-        secret: SecretString::from(secret),
-    }];
+    config.miniprograms = vec![app_of(DEMO_MINIPROGRAM_APPID, &mp)];
+    config.website = Some(app_of(DEMO_WEBSITE_APPID, &web));
+    config.official_account = Some(app_of(DEMO_OFFICIAL_ACCOUNT_APPID, &oa));
+    config.demo_page = true;
     let server = app::App::build(&config).await?;
-    let server_url = format!("http://{}:{}", args.listen.ip(), server.port());
     println!("wxlogin demo");
     println!("  API and Swagger UI:  {server_url}/docs");
+    println!("  web sign-in demo:    {server_url}/demo/");
     println!("  WeChat emulator:     {emulator_url}/__emulator/docs");
     println!("  demo mini program:   appid {DEMO_MINIPROGRAM_APPID}");
     println!("Try:  curl -s -X POST {emulator_url}/__emulator/login -H 'content-type: application/json' -d '{{\"appid\":\"{DEMO_MINIPROGRAM_APPID}\",\"user\":\"alice\"}}'");

@@ -4,6 +4,7 @@
 
 pub mod password;
 pub mod tokens;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,8 +109,18 @@ pub struct Accounts {
     inner: Arc<Inner>,
 }
 
+/// The web sign-in's slice of the settings.
+struct WebSettings {
+    website: Option<AppCredentials>,
+    official_account: Option<AppCredentials>,
+    allowlist: Vec<url::Url>,
+    public_url: url::Url,
+    open_base: url::Url,
+}
+
 struct Inner {
     miniprograms: Vec<AppCredentials>,
+    web: WebSettings,
     login_policy: LoginPolicy,
     users: Users,
     sessions: Sessions,
@@ -160,6 +171,13 @@ impl Accounts {
         Accounts {
             inner: Arc::new(Inner {
                 miniprograms: config.miniprograms.clone(),
+                web: WebSettings {
+                    website: config.website.clone(),
+                    official_account: config.official_account.clone(),
+                    allowlist: config.redirect_allowlist.clone(),
+                    public_url: config.public_url.clone(),
+                    open_base: config.wechat_open_base.clone(),
+                },
                 login_policy: config.login_policy,
                 tokens: tokens::AccessTokens::new(kv.clone(), wechat.clone()),
                 users,

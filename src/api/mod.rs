@@ -7,6 +7,7 @@ mod auth;
 pub mod errors;
 mod me;
 mod model;
+mod oauth;
 mod ops;
 mod wechat;
 
@@ -30,6 +31,8 @@ pub enum Tag {
     Auth,
     /// Business accounts.
     Accounts,
+    /// Web sign-in: website QR login and Official Account pages.
+    Web,
     /// The signed-in user.
     Me,
     /// WeChat open data.
@@ -54,6 +57,7 @@ pub fn service() -> OpenApiService<
     (
         auth::AuthApi,
         accounts::AccountsApi,
+        oauth::OauthApi,
         me::MeApi,
         wechat::WechatApi,
         ops::OpsApi,
@@ -61,7 +65,7 @@ pub fn service() -> OpenApiService<
     (),
 > {
     OpenApiService::new(
-        (auth::AuthApi, accounts::AccountsApi, me::MeApi, wechat::WechatApi, ops::OpsApi),
+        (auth::AuthApi, accounts::AccountsApi, oauth::OauthApi, me::MeApi, wechat::WechatApi, ops::OpsApi),
         "wxlogin",
         env!("CARGO_PKG_VERSION"),
     )
@@ -78,11 +82,27 @@ pub fn openapi_json() -> String {
 }
 
 /// All routes with the edge middleware, ready to serve.
-pub fn routes(accounts: Accounts, max_body_bytes: usize) -> impl Endpoint<Output = Response> {
+pub fn routes(
+    accounts: Accounts,
+    max_body_bytes: usize,
+    demo_page: bool,
+) -> impl Endpoint<Output = Response> {
     let api = service();
     let spec = api.spec();
     let docs = api.swagger_ui();
-    poem::Route::new()
+    let mut route = poem::Route::new();
+    if demo_page {
+        // The web demo of `wxlogin demo`: one static page that uses the public API.
+        route = route.at(
+            "/demo/",
+            poem::endpoint::make_sync(|_| {
+                Response::builder()
+                    .content_type("text/html; charset=utf-8")
+                    .body(include_str!("static/demo.html"))
+            }),
+        );
+    }
+    route
         .nest("/docs", docs)
         .at(
             "/openapi.json",

@@ -68,6 +68,15 @@ pub struct PhoneCodeRequest {
 
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
+pub struct OauthCodeRequest {
+    pub appid: String,
+    pub user: String,
+    /// `snsapi_login` (website), `snsapi_userinfo` or `snsapi_base` (Official Account).
+    pub scope: String,
+}
+
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct EncryptRequest {
     pub appid: String,
     pub user: String,
@@ -207,6 +216,21 @@ impl ControlApi {
     ) -> Json<CodeReply> {
         let r = body.0;
         let code = emu.lock().mint_phone_code(&r.appid, &r.user);
+        Json(CodeReply {
+            code,
+            openid: openid(&r.appid, &r.user),
+        })
+    }
+
+    /// A web sign-in code, as if the person confirmed on WeChat's page
+    #[oai(path = "/oauth-code", method = "post")]
+    async fn oauth_code(
+        &self,
+        emu: Data<&Emulator>,
+        body: Json<OauthCodeRequest>,
+    ) -> Json<CodeReply> {
+        let r = body.0;
+        let code = emu.lock().mint_oauth_code(&r.appid, &r.user, &r.scope);
         Json(CodeReply {
             code,
             openid: openid(&r.appid, &r.user),

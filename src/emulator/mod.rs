@@ -6,6 +6,7 @@
 
 mod control;
 mod state;
+mod web;
 mod wechat_paths;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,6 +55,13 @@ impl Emulator {
                 post(wechat_paths::getuserphonenumber),
             )
             .at("/wxa/checksession", get(wechat_paths::checksession))
+            .at("/sns/oauth2/access_token", get(web::oauth_access_token))
+            .at("/sns/oauth2/refresh_token", get(web::oauth_refresh_token))
+            .at("/sns/userinfo", get(web::userinfo))
+            .at("/sns/auth", get(web::sns_auth))
+            .at("/connect/qrconnect", get(web::qrconnect))
+            .at("/connect/oauth2/authorize", get(web::oauth2_authorize))
+            .at("/connect/confirm", get(web::confirm))
             .nest("/__emulator/docs", docs)
             .at("/__emulator/openapi.json", spec)
             .nest("/", control)

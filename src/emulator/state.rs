@@ -48,6 +48,35 @@ pub struct Token {
     pub killed: bool,
 }
 
+/// A code of web sign-in (website QR login or an Official Account page).
+pub struct OauthCode {
+    pub appid: String,
+    pub user: String,
+    pub scope: String,
+    pub issued: i64,
+    pub used: bool,
+}
+
+/// A web access_token or refresh_token.
+pub struct OauthGrant {
+    pub appid: String,
+    pub user: String,
+    pub scope: String,
+    pub expires_at: i64,
+}
+
+/// A browser waiting on WeChat's QR or consent page.
+pub struct Pending {
+    pub appid: String,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub scope: String,
+}
+
+/// Seconds a web access_token lives, and a refresh_token (30 days, never extended).
+pub const OAUTH_TOKEN_TTL: i64 = 7200;
+pub const REFRESH_TTL: i64 = 30 * 86_400;
+
 #[derive(Clone)]
 pub struct Fault {
     pub path: String,
@@ -74,6 +103,10 @@ pub struct State {
     pub token_quota: HashMap<String, (i64, u32)>,
     /// (day, count, last time) of forced stable_token refreshes per appid.
     pub force_quota: HashMap<String, (i64, u32, i64)>,
+    pub oauth_codes: HashMap<String, OauthCode>,
+    pub oauth_tokens: HashMap<String, OauthGrant>,
+    pub refresh_tokens: HashMap<String, OauthGrant>,
+    pub pending: HashMap<String, Pending>,
     pub faults: Vec<Fault>,
     pub calls: HashMap<String, u64>,
     pub clock_offset: i64,
@@ -207,6 +240,59 @@ impl State {
             },
         );
         token
+    }
+
+    /// The person confirmed on WeChat's page: a one-use web code.
+    pub fn mint_oauth_code(&mut self, appid: &str, user: &str, scope: &str) -> String {
+        self.user(user);
+        let code = random_code(32);
+        let issued = self.now();
+        self.oauth_codes.insert(
+            code.clone(),
+            OauthCode {
+                appid: appid.into(),
+                user: user.into(),
+                scope: scope.into(),
+                issued,
+                used: false,
+            },
+        );
+        code
+    }
+
+    /// A web access_token and refresh_token for a confirmed code.
+    pub fn grant(
+        &mut self,
+        appid: &str,
+        user: &str,
+        scope: &str,
+        refresh_token: Option<String>,
+    ) -> (String, String) {
+        let now = self.now();
+        let access = format!("{}{}", random_code(48), random_code(48));
+        self.oauth_tokens.insert(
+            access.clone(),
+            OauthGrant {
+                appid: appid.into(),
+                user: user.into(),
+                scope: scope.into(),
+                expires_at: now + OAUTH_TOKEN_TTL,
+            },
+        );
+        let refresh = refresh_token.unwrap_or_else(|| {
+            let r = format!("{}{}", random_code(48), random_code(48));
+            self.refresh_tokens.insert(
+                r.clone(),
+                OauthGrant {
+                    appid: appid.into(),
+                    user: user.into(),
+                    scope: scope.into(),
+                    expires_at: now + REFRESH_TTL,
+                },
+            );
+            r
+        });
+        (access, refresh)
     }
 
     /// Takes the first fault that matches this call, counting it down.

@@ -18,18 +18,18 @@ use super::Emulator;
 type Params = Query<HashMap<String, String>>;
 
 /// A WeChat answer: JSON text served as `text/plain`.
-fn answer(value: Value) -> Response {
+pub(super) fn answer(value: Value) -> Response {
     Response::builder()
         .content_type("text/plain")
         .body(value.to_string())
 }
 
-fn error(errcode: i64, errmsg: &str) -> Response {
+pub(super) fn error(errcode: i64, errmsg: &str) -> Response {
     answer(json!({ "errcode": errcode, "errmsg": format!("{errmsg}, rid: {}", rid()) }))
 }
 
 /// Counts the call and applies an injected fault: `Some` is the answer to give instead.
-async fn fault(emu: &Emulator, path: &str, user: Option<&str>) -> Option<Response> {
+pub(super) async fn fault(emu: &Emulator, path: &str, user: Option<&str>) -> Option<Response> {
     let found: Option<Fault> = {
         let mut s = emu.lock();
         *s.calls.entry(path.to_string()).or_default() += 1;

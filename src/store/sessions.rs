@@ -100,6 +100,18 @@ impl Session {
         }
     }
 
+    /// A session of a web sign-in: an identity, no session_key.
+    pub fn web(user_id: &str, appid: &str, openid: &str) -> Session {
+        Session {
+            user_id: user_id.to_string(),
+            appid: Some(appid.to_string()),
+            openid: Some(openid.to_string()),
+            session_key: None,
+            previous_key: None,
+            previous_until: None,
+        }
+    }
+
     /// A session made with a username and password: no WeChat session_key.
     pub fn password(user_id: &str) -> Session {
         Session {

@@ -281,6 +281,25 @@ impl Users {
         Ok(())
     }
 
+    /// Sets nickname and avatar where the user has none (from a web sign-in's profile).
+    pub async fn fill_profile(
+        &self,
+        id: &str,
+        nickname: Option<&str>,
+        avatar_url: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET nickname = COALESCE(nickname, $1), avatar_url = COALESCE(avatar_url, $2), updated_at = $3 WHERE id = $4",
+        )
+        .bind(nickname)
+        .bind(avatar_url)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Stores a phone number on a user; a number owned by another user is a conflict.
     pub async fn set_phone(&self, id: &str, phone: &Phone) -> Result<()> {
         sqlx::query(

@@ -53,6 +53,38 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
+/// What `sns/oauth2/access_token` answers for web sign-in.
+#[derive(Deserialize)]
+pub struct OauthToken {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub openid: String,
+    pub scope: String,
+    pub unionid: Option<String>,
+}
+
+impl std::fmt::Debug for OauthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OauthToken")
+            .field("openid", &self.openid)
+            .field("scope", &self.scope)
+            .field("unionid", &self.unionid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `sns/userinfo` answers.
+#[derive(Debug, Deserialize)]
+pub struct WebUserInfo {
+    pub openid: String,
+    #[serde(default)]
+    pub nickname: String,
+    #[serde(default)]
+    pub headimgurl: String,
+    pub unionid: Option<String>,
+}
+
 /// The `phone_info` of `getuserphonenumber`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -174,6 +206,52 @@ impl Client {
             .await
             .0?;
         Ok(reply.phone_info)
+    }
+
+    /// `GET /sns/oauth2/access_token`: swaps a web sign-in code.
+    pub async fn oauth_access_token(
+        &self,
+        appid: &str,
+        secret: &SecretString,
+        code: &str,
+    ) -> Result<OauthToken, WechatError> {
+        let url = self.url("/sns/oauth2/access_token");
+        let query = [
+            ("appid", appid),
+            ("secret", secret.expose_secret()),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+        ];
+        let (result, retried_after_transport) = self
+            .call("oauth2_access_token", || {
+                self.http.get(url.clone()).query(&query)
+            })
+            .await;
+        match result {
+            Err(WechatError::Api(a)) if a.errcode == CODE_BEEN_USED && retried_after_transport => {
+                Err(WechatError::Unavailable(
+                    "no answer, and the retry found the code used".into(),
+                ))
+            }
+            other => other,
+        }
+    }
+
+    /// `GET /sns/userinfo`: the profile behind a web access_token.
+    pub async fn userinfo(
+        &self,
+        access_token: &str,
+        openid: &str,
+    ) -> Result<WebUserInfo, WechatError> {
+        let url = self.url("/sns/userinfo");
+        let query = [
+            ("access_token", access_token),
+            ("openid", openid),
+            ("lang", "zh_CN"),
+        ];
+        self.call("userinfo", || self.http.get(url.clone()).query(&query))
+            .await
+            .0
     }
 
     /// One call with bounded retries. Returns the result and whether a transport error was

@@ -6,5 +6,5 @@ pub mod client;
 pub mod crypto;
 pub mod errcode;
 
-pub use client::{AccessToken, Client, Code2Session, PhoneInfo};
+pub use client::{AccessToken, Client, Code2Session, OauthToken, PhoneInfo, WebUserInfo};
 pub use errcode::WechatError;

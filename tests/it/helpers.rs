@@ -131,7 +131,11 @@ pub async fn start(config: config::Config, emu_url: String) -> TestApp {
     TestApp {
         base,
         emu: emu_url,
-        http: reqwest::Client::new(),
+        // Redirects are answers to check, not to follow.
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
         config,
         _server: handle,
     }

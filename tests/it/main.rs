@@ -8,3 +8,4 @@ mod helpers;
 mod login;
 mod ops;
 mod outage;
+mod web;

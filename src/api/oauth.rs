@@ -1,0 +1,111 @@
+//! `/api/v1/oauth/*` and `/api/v1/auth/ticket`: web sign-in (website QR login and Official
+//! Account pages).
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
+
+use super::auth::LoginOk;
+use super::errors::{error_set, Reply};
+use super::Tag;
+use crate::accounts::web::WebProvider;
+use crate::accounts::Accounts;
+
+error_set!(AuthorizeErrors: InvalidRequest, ServiceUnavailable);
+error_set!(CallbackErrors: InvalidRequest, WechatCodeInvalid, WechatRateLimited, WechatUnavailable, WechatError, Conflict, ServiceUnavailable);
+error_set!(TicketErrors: Unauthenticated, ServiceUnavailable);
+
+#[derive(ApiResponse)]
+pub enum Redirect {
+    /// Off to the `Location`.
+    #[oai(status = 302)]
+    Found(#[oai(header = "Location")] String),
+}
+
+/// `POST /api/v1/auth/ticket`.
+#[derive(Object)]
+#[oai(example)]
+pub struct TicketRequest {
+    /// The `ticket` of the redirect's `#ticket=` fragment.
+    pub ticket: String,
+}
+
+impl poem_openapi::types::Example for TicketRequest {
+    fn example() -> Self {
+        TicketRequest {
+            ticket: "5d0e4a3b-2c1f-4e8d-9b7a-6f5e4d3c2b1a".into(),
+        }
+    }
+}
+
+pub struct OauthApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "Tag::Web")]
+impl OauthApi {
+    /// Start a web sign-in
+    ///
+    /// Redirects the browser to WeChat: the QR page (`website`, scope `snsapi_login`) or the
+    /// Official Account consent page (`official_account`, scope `snsapi_userinfo`, or
+    /// `snsapi_base` with `?scope=snsapi_base`). `redirectUri` must be on the allow-list; it is
+    /// where the browser comes back, with `#ticket=...` or `#error=...`.
+    #[oai(
+        path = "/oauth/:provider/authorize",
+        method = "get",
+        operation_id = "oauthAuthorize"
+    )]
+    async fn authorize(
+        &self,
+        accounts: Data<&Accounts>,
+        /// `website` or `official_account`.
+        provider: Path<String>,
+        /// Where the browser returns; its origin must be on WXLOGIN_REDIRECT_ALLOWLIST.
+        #[oai(name = "redirectUri")]
+        redirect_uri: Query<String>,
+        /// `snsapi_base` for a silent Official Account sign-in (openid only).
+        scope: Query<Option<String>>,
+    ) -> Reply<Redirect, AuthorizeErrors> {
+        let provider = WebProvider::parse(&provider.0)?;
+        let url = accounts
+            .web_authorize(provider, &redirect_uri.0, scope.0.as_deref())
+            .await?;
+        Ok(Redirect::Found(url.into()))
+    }
+
+    /// WeChat's callback of a web sign-in
+    ///
+    /// Checks and burns the `state`, swaps the code with WeChat, links the person by UnionID to
+    /// an existing user (a mini program user included) or creates one, then redirects to the
+    /// stored `redirectUri` with `#ticket=...`. Without `code` (the person refused) it redirects
+    /// with `#error=access_denied`.
+    #[oai(
+        path = "/oauth/:provider/callback",
+        method = "get",
+        operation_id = "oauthCallback"
+    )]
+    async fn callback(
+        &self,
+        accounts: Data<&Accounts>,
+        provider: Path<String>,
+        code: Query<Option<String>>,
+        state: Query<Option<String>>,
+    ) -> Reply<Redirect, CallbackErrors> {
+        let provider = WebProvider::parse(&provider.0)?;
+        let url = accounts
+            .web_callback(provider, code.0.as_deref(), state.0.as_deref())
+            .await?;
+        Ok(Redirect::Found(url.into()))
+    }
+
+    /// Swap a web sign-in's ticket for a session
+    ///
+    /// A ticket works once, within 60 seconds of the redirect.
+    #[oai(path = "/auth/ticket", method = "post", operation_id = "redeemTicket")]
+    async fn ticket(
+        &self,
+        accounts: Data<&Accounts>,
+        body: Json<TicketRequest>,
+    ) -> Reply<LoginOk, TicketErrors> {
+        let signed_in = accounts.redeem_ticket(&body.0.ticket).await?;
+        Ok(LoginOk::Ok(Json(signed_in.into())))
+    }
+}
