@@ -4,14 +4,17 @@
 
 set -euo pipefail
 
+# Installs Debian packages, refreshing the package lists only where the first try fails.
+apt_install() {
+  echo "installing $* (apt-get)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+}
+
 need_install=()
 command -v redis-server >/dev/null || need_install+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_install+=(postgresql)
-if [ ${#need_install[@]} -gt 0 ]; then
-  echo "installing ${need_install[*]} (apt-get)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q "${need_install[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null; apt-get install -y -q "${need_install[@]}" >/dev/null; }
-fi
+[ ${#need_install[@]} -eq 0 ] || apt_install "${need_install[@]}"
 PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

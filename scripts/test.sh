@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy, then the unit and integration tests against a
-# real Redis and a real PostgreSQL (installed with apt-get where missing, started here on free
-# ports, stopped at exit) and SQLite, with WeChat played by the emulator.
+# Runs every check and test: formatting, clippy, the unit and integration tests against a real
+# Redis and a real PostgreSQL (installed with apt-get where missing, started here on free ports,
+# stopped at exit) and SQLite, with WeChat played by the emulator; then the mini program demo's
+# tests and the web sign-in in headless Chromium (Debian's), both against `wxlogin demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -14,7 +15,14 @@ else
   cargo test --no-fail-fast "$@"
 fi
 
-# The mini program demo's own code, against a real `wxlogin demo`.
-command -v node >/dev/null || { apt-get install -y -q nodejs >/dev/null 2>&1 || { apt-get update -q >/dev/null; apt-get install -y -q nodejs >/dev/null; }; }
+command -v node >/dev/null || apt_install nodejs npm
+command -v chromium >/dev/null || apt_install chromium
 cargo build --bin wxlogin
-WXLOGIN_BIN="${CARGO_TARGET_DIR:-target}/debug/wxlogin" node --test miniprogram-demo/test/*.test.js
+export WXLOGIN_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/wxlogin"
+
+# The mini program demo's own code, against a real `wxlogin demo`.
+node --test miniprogram-demo/test/*.test.js
+
+# Web sign-in end to end in headless Chromium (Debian's), driven by playwright-core from npm.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+node --test tests/browser/*.test.js

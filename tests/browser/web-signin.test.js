@@ -1,0 +1,64 @@
+// Web sign-in end to end in headless Chromium: the web demo's sign-in page, WeChat's QR and
+// consent pages (the emulator's), back to the signed-in page, one person by UnionID.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { chromium } = require('playwright-core');
+const { startDemo, post } = require('../../miniprogram-demo/test/harness.js');
+
+const MINIPROGRAM = 'wx1000000000000001';
+
+test('website QR login and Official Account pages sign in the mini program user', async (t) => {
+  const demo = await startDemo();
+  t.after(() => demo.stop());
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  page.setDefaultTimeout(10000);
+
+  // The person first signed in with the mini program.
+  const code = (await post(demo.emulator + '/__emulator/login', { appid: MINIPROGRAM, user: 'alice' })).body.code;
+  const mini = await post(demo.server + '/api/v1/auth/login', { code });
+  assert.equal(mini.status, 200);
+
+  await t.test('website: scan the QR code and confirm', async () => {
+    await page.goto(demo.server + '/demo/');
+    await page.click('#qr-login');
+    await page.waitForURL((u) => u.href.startsWith(demo.emulator + '/connect/qrconnect'));
+    assert.equal(await page.locator('#qrcode svg').count(), 1, 'a QR code image');
+    await page.fill('input[name=user]', 'alice');
+    await page.click('button[value=allow]');
+    await page.locator('#signed-in').waitFor({ state: 'visible' });
+    assert.equal(await page.textContent('#user-id'), mini.body.user.id);
+    const identities = await page.locator('#identities li').allTextContents();
+    assert.equal(identities.length, 2, identities.join('\n'));
+    assert.ok(identities.some((i) => i.startsWith('website')));
+    assert.ok(!page.url().includes('ticket'), 'the ticket left the address bar');
+  });
+
+  await t.test('sign out, then the Official Account page', async () => {
+    await page.click('#sign-out');
+    await page.locator('#signed-out').waitFor({ state: 'visible' });
+    await page.click('#oa-login');
+    await page.waitForURL((u) => u.href.startsWith(demo.emulator + '/connect/oauth2/authorize'));
+    await page.fill('input[name=user]', 'alice');
+    await page.click('button[value=allow]');
+    await page.locator('#signed-in').waitFor({ state: 'visible' });
+    assert.equal(await page.textContent('#user-id'), mini.body.user.id);
+    assert.equal(await page.locator('#identities li').count(), 3);
+  });
+
+  await t.test('refusing in WeChat comes back signed out, with a message', async () => {
+    await page.click('#sign-out');
+    await page.locator('#signed-out').waitFor({ state: 'visible' });
+    await page.click('#qr-login');
+    await page.waitForURL((u) => u.href.startsWith(demo.emulator));
+    await page.click('button[value=refuse]');
+    await page.waitForURL((u) => u.href.startsWith(demo.server + '/demo/'));
+    await page.locator('#signed-out').waitFor({ state: 'visible' });
+    assert.equal(await page.textContent('#error'), 'You refused the sign-in in WeChat.');
+  });
+});
