@@ -174,3 +174,87 @@ fn wechats_published_checksession_vector() {
         "654571f79995b2ce1e149e53c0a33dc39c0a74090db514261454e8dbe432aa0b"
     );
 }
+
+#[tokio::test]
+async fn web_tokens_refresh_for_thirty_days_and_sns_auth_checks_them() {
+    let app = spawn_app().await;
+    let web = "wxweb000000000001";
+    app.emu(
+        "POST",
+        "/apps",
+        json!({"appid": web, "secret": "web-secret-000001"}),
+    )
+    .await;
+    let code = app
+        .emu(
+            "POST",
+            "/oauth-code",
+            json!({"appid": web, "user": "zara", "scope": "snsapi_login"}),
+        )
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let swap = format!("/sns/oauth2/access_token?appid={web}&secret=web-secret-000001&code={code}&grant_type=authorization_code");
+    let (ct, grant) = wechat(&app, &swap).await;
+    assert_eq!(ct, "text/plain");
+    for field in [
+        "access_token",
+        "refresh_token",
+        "openid",
+        "scope",
+        "unionid",
+    ] {
+        assert!(grant[field].is_string(), "{field}: {grant}");
+    }
+    assert_eq!(grant["expires_in"], 7200);
+    assert_eq!(wechat(&app, &swap).await.1["errcode"], 40163);
+    let (access, openid) = (
+        grant["access_token"].as_str().unwrap(),
+        grant["openid"].as_str().unwrap(),
+    );
+    assert_eq!(
+        wechat(
+            &app,
+            &format!("/sns/auth?access_token={access}&openid={openid}")
+        )
+        .await
+        .1,
+        json!({"errcode": 0, "errmsg": "ok"})
+    );
+    assert_eq!(
+        wechat(
+            &app,
+            &format!("/sns/auth?access_token={access}&openid=oSomeoneElse")
+        )
+        .await
+        .1["errcode"],
+        40003
+    );
+    let info = wechat(
+        &app,
+        &format!("/sns/userinfo?access_token={access}&openid={openid}&lang=en"),
+    )
+    .await
+    .1;
+    assert_eq!(info["openid"], openid);
+    assert!(info["headimgurl"].as_str().unwrap().ends_with("/132"));
+
+    let refresh = format!(
+        "/sns/oauth2/refresh_token?appid={web}&grant_type=refresh_token&refresh_token={}",
+        grant["refresh_token"].as_str().unwrap()
+    );
+    let renewed = wechat(&app, &refresh).await.1;
+    assert_ne!(renewed["access_token"], grant["access_token"]);
+    assert_eq!(
+        renewed["refresh_token"], grant["refresh_token"],
+        "the refresh_token is not extended"
+    );
+    app.emu("POST", "/clock", json!({"advanceSeconds": 30 * 86_400}))
+        .await;
+    assert_eq!(wechat(&app, &refresh).await.1["errcode"], 42002);
+    let junk = format!(
+        "/sns/oauth2/refresh_token?appid={web}&grant_type=refresh_token&refresh_token=junk"
+    );
+    assert_eq!(wechat(&app, &junk).await.1["errcode"], 40030);
+}
