@@ -349,9 +349,11 @@ impl Accounts {
             openid: wx.openid.clone(),
             unionid: wx.unionid.clone(),
         };
+        let mut unionid_known = wx.unionid.is_some();
         let (user_id, is_new_user) = match users.find_identity(&app.appid, &wx.openid).await? {
             // A bound openid signs in with its code alone.
             Some((user_id, known_unionid)) => {
+                unionid_known |= known_unionid.is_some();
                 if let (None, Some(u)) = (known_unionid, &wx.unionid) {
                     users.record_unionid(&app.appid, &wx.openid, u).await?;
                 }
@@ -381,12 +383,9 @@ impl Accounts {
                 }
             },
         };
-        self.sign_in(
-            &user_id,
-            is_new_user,
-            Session::wechat(&user_id, &app.appid, &wx.openid, wx.session_key),
-        )
-        .await
+        let mut session = Session::wechat(&user_id, &app.appid, &wx.openid, wx.session_key);
+        session.unionid_known = unionid_known;
+        self.sign_in(&user_id, is_new_user, session).await
     }
 
     /// Stores the session and answers it.
@@ -835,7 +834,9 @@ impl Accounts {
                 ));
             }
         }
-        if let Some(serde_json::Value::String(unionid)) = data.get("unionId") {
+        if let (false, Some(serde_json::Value::String(unionid))) =
+            (session.unionid_known, data.get("unionId"))
+        {
             self.inner
                 .users
                 .record_unionid(appid, openid, unionid)

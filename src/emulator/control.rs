@@ -61,6 +61,24 @@ pub struct CodeReply {
 
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
+pub struct BatchRequest {
+    pub appid: String,
+    /// `login` (wx.login codes) or `phone` (getPhoneNumber codes).
+    pub kind: String,
+    /// Test users are `{userPrefix}{i % userCount}`.
+    pub user_prefix: String,
+    pub user_count: u32,
+    /// How many codes, at most 1,000,000.
+    pub count: u32,
+}
+
+#[derive(Object)]
+pub struct BatchReply {
+    pub codes: Vec<String>,
+}
+
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct PhoneCodeRequest {
     pub appid: String,
     pub user: String,
@@ -205,6 +223,26 @@ impl ControlApi {
             code,
             openid: openid(&r.appid, &r.user),
         })
+    }
+
+    /// Many codes at once, for load tests (one fresh code per request)
+    #[oai(path = "/codes", method = "post")]
+    async fn codes(&self, emu: Data<&Emulator>, body: Json<BatchRequest>) -> Json<BatchReply> {
+        let r = body.0;
+        let (count, users) = (r.count.min(1_000_000), r.user_count.max(1));
+        let mut s = emu.lock();
+        let codes = (0..count)
+            .map(|i| {
+                let user = format!("{}{}", r.user_prefix, i % users);
+                if r.kind == "phone" {
+                    s.mint_phone_code(&r.appid, &user)
+                } else {
+                    // The key stays: codes of one user minted together come from one wx.login.
+                    s.mint_login_code(&r.appid, &user, None, false)
+                }
+            })
+            .collect();
+        Json(BatchReply { codes })
     }
 
     /// The getPhoneNumber button: a phone code for a user

@@ -149,6 +149,45 @@ impl Kv {
         }
     }
 
+    /// Sets a value and adds a member to a set (restarting the set's time to live), in one
+    /// round trip.
+    pub async fn set_and_add(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        set: &str,
+        member: &str,
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Redis(c) => {
+                let _: () = redis::pipe()
+                    .atomic()
+                    .cmd("SET")
+                    .arg(self.key(key))
+                    .arg(value)
+                    .arg("EX")
+                    .arg(secs(ttl))
+                    .ignore()
+                    .cmd("SADD")
+                    .arg(self.key(set))
+                    .arg(member)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(self.key(set))
+                    .arg(secs(ttl))
+                    .ignore()
+                    .query_async(&mut *c.clone())
+                    .await?;
+                Ok(())
+            }
+            Backend::Memory(_) => {
+                self.set(key, value, ttl).await?;
+                self.set_add(set, member, ttl).await
+            }
+        }
+    }
+
     /// Sets the value only where the key is absent; true when it was set.
     pub async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
         match &self.backend {

@@ -76,6 +76,9 @@ pub struct Session {
     /// Unix seconds after which `previous_key` is no longer tried.
     #[serde(rename = "pu", default, skip_serializing_if = "Option::is_none")]
     pub previous_until: Option<i64>,
+    /// The identity's unionid is recorded already: decrypted data need not record it.
+    #[serde(rename = "n", default, skip_serializing_if = "std::ops::Not::not")]
+    pub unionid_known: bool,
 }
 
 impl Session {
@@ -97,6 +100,7 @@ impl Session {
             session_key: Some(session_key),
             previous_key: None,
             previous_until: None,
+            unionid_known: false,
         }
     }
 
@@ -109,6 +113,7 @@ impl Session {
             session_key: None,
             previous_key: None,
             previous_until: None,
+            unionid_known: false,
         }
     }
 
@@ -121,6 +126,7 @@ impl Session {
             session_key: None,
             previous_key: None,
             previous_until: None,
+            unionid_known: false,
         }
     }
 }
@@ -218,6 +224,7 @@ mod tests {
             session_key: Some("new".into()),
             previous_key: Some("old".into()),
             previous_until: Some(100),
+            unionid_known: false,
         };
         assert_eq!(s.decryption_keys(99).collect::<Vec<_>>(), ["new", "old"]);
         assert_eq!(s.decryption_keys(100).collect::<Vec<_>>(), ["new"]);

@@ -223,32 +223,32 @@ impl Users {
         Ok(done.rows_affected() > 0)
     }
 
-    /// A user with its identities.
+    /// A user with its identities, in one query.
     pub async fn get(&self, id: &str) -> Result<Option<User>> {
-        let Some(r) = sqlx::query(
-            "SELECT id, username, nickname, avatar_url, phone_number, pure_phone_number, country_code, created_at \
-             FROM users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let identities = sqlx::query(
-            "SELECT provider, appid, openid, unionid FROM identities WHERE user_id = $1 ORDER BY created_at, appid",
+        let rows = sqlx::query(
+            "SELECT u.id, u.username, u.nickname, u.avatar_url, u.phone_number, u.pure_phone_number, u.country_code, \
+                    u.created_at, i.provider, i.appid, i.openid, i.unionid \
+             FROM users u LEFT JOIN identities i ON i.user_id = u.id \
+             WHERE u.id = $1 ORDER BY i.created_at, i.appid",
         )
         .bind(id)
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|i| Identity {
-            provider: Provider::parse(&i.get::<String, _>(0)),
-            appid: i.get(1),
-            openid: i.get(2),
-            unionid: i.get(3),
-        })
-        .collect();
+        .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let identities = rows
+            .iter()
+            .filter_map(|i| {
+                let provider: Option<String> = i.get(8);
+                Some(Identity {
+                    provider: Provider::parse(&provider?),
+                    appid: i.get(9),
+                    openid: i.get(10),
+                    unionid: i.get(11),
+                })
+            })
+            .collect();
         Ok(Some(User {
             id: r.get(0),
             username: r.get(1),

@@ -1,0 +1,16 @@
+-- wrk script: the same request every time. Arguments: <method> <body-file or ->.
+function init(args)
+  wrk.method = args[1]
+  if args[2] and args[2] ~= "-" then
+    local f = assert(io.open(args[2], "r"))
+    wrk.body = f:read("*a")
+    f:close()
+    wrk.headers["content-type"] = "application/json"
+  end
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.status + e.timeout))
+end

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The benchmark kit: real Redis and PostgreSQL (then SQLite), `wxlogin emulator` as WeChat and
+# `wxlogin serve`, all on loopback, driven by wrk for a bounded time per workload. Prints one
+# table per pass: requests/s, p50, p99, errors, the server's peak RSS, and each figure as a ratio
+# to /healthz of the same run (these machines are noisy; ratios travel, absolutes do not).
+#
+#   bench/run.sh                 # PostgreSQL pass, then SQLite pass
+#   bench/run.sh --scale         # also: 1,000,000 users in PostgreSQL and 1,000,000 sessions in Redis
+#   BENCH_DURATION=10 BENCH_CONNECTIONS=64 bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCALE=0
+[ "${1:-}" = "--scale" ] && SCALE=1
+DURATION=${BENCH_DURATION:-10}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+THREADS=2
+
+source scripts/services.sh
+command -v wrk >/dev/null || apt_install wrk
+cargo build --release --bin wxlogin >&2
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wxlogin
+WORK=$(mktemp -d /tmp/wxlogin-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; stop_services; }
+trap cleanup EXIT
+
+APPID=wxbench000000000001
+SECRET=bench-secret-00000000000000000001
+SAMPLE_APPID=wx4f4bc4dec97d474b
+SAMPLE_KEY=tiihtNczf5v6AKRyjwEUhQ==
+
+EMU_PORT=$(free_port)
+"$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --app "$APPID:$SECRET" --app "$SAMPLE_APPID:sample-secret" >"$WORK/emulator.log" 2>&1 &
+PIDS+=($!)
+EMU="http://127.0.0.1:$EMU_PORT"
+for _ in $(seq 100); do curl -sf "$EMU/__emulator/calls" >/dev/null && break; sleep 0.05; done
+
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+emu_post() { curl -sf -X POST "$EMU/__emulator$1" -H 'content-type: application/json' -d "$2"; }
+# Mints codes into a file, one a line.
+mint() { # kind prefix users count file
+  emu_post /codes "{\"appid\":\"$APPID\",\"kind\":\"$1\",\"userPrefix\":\"$2\",\"userCount\":$3,\"count\":$4}" \
+    | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["codes"]))' >"$5"
+}
+
+# One workload: wrk for DURATION seconds; prints "req/s p50_ms p99_ms errors".
+run_wrk() { # url header script script-args...
+  local url=$1 header=$2 script=$3
+  shift 3
+  local hdr=()
+  [ -n "$header" ] && hdr=(-H "$header")
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" -s "$script" "$url" -- "$@" 2>&1 | grep '^RESULT' || true)
+  [ -n "$out" ] || { echo "0 0 0 -1"; return; }
+  read -r _ requests micros p50 p99 errors <<<"$out"
+  python3 -c "print(f'{$requests/($micros/1e6):.0f} {$p50/1000:.2f} {$p99/1000:.2f} $errors')"
+}
+fixed() { # url method body-file|- [header]
+  run_wrk "$1" "${4:-}" bench/fixed.lua "$2" "$3"
+}
+fresh() { # url codes-file method template [header]
+  run_wrk "$1" "${5:-}" bench/fresh.lua "$2" "$THREADS" "$3" "$4"
+}
+
+SERVER_PID=
+start_server() { # database-url
+  local port
+  port=$(free_port)
+  cat >"$WORK/wxlogin.toml" <<TOML
+listen = "127.0.0.1:$port"
+database_url = "$1"
+redis_url = "$TEST_REDIS_URL"
+redis_prefix = "bench:$RANDOM:"
+wechat_api_base = "$EMU"
+
+[[miniprogram]]
+appid = "$APPID"
+secret = "$SECRET"
+
+[[miniprogram]]
+appid = "$SAMPLE_APPID"
+secret = "sample-secret"
+TOML
+  RUST_LOG=warn "$BIN" serve --config "$WORK/wxlogin.toml" >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  SERVER="http://127.0.0.1:$port"
+  for _ in $(seq 100); do curl -sf "$SERVER/healthz" >/dev/null && return; sleep 0.05; done
+  echo "server did not start:"; cat "$WORK/server.log"; exit 1
+}
+stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
+peak_rss_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status"; }
+
+# Rows: name rps p50 p99 errors rss
+ROWS=()
+row() { ROWS+=("$1|$2|$(peak_rss_mb)"); }
+print_table() { # title
+  echo
+  echo "## $1 (wrk: $THREADS threads, $CONNECTIONS connections, ${DURATION}s each)"
+  echo
+  printf '| %-34s | %9s | %8s | %8s | %6s | %8s | %9s |\n' workload "req/s" "p50 ms" "p99 ms" errors "peak RSS" "vs healthz"
+  printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------------------------------" "-----------" "----------" "----------" "--------" "----------" "-----------"
+  local base=
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r name fig rss <<<"$r"
+    read -r rps p50 p99 errors <<<"$fig"
+    [ -z "$base" ] && base=$rps
+    printf '| %-34s | %9s | %8s | %8s | %6s | %5s MB | %9s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$rss" \
+      "$(python3 -c "print(f'{$rps/$base:.2f}' if $base else '-')")"
+  done
+  ROWS=()
+}
+
+run_pass() { # title database-url
+  start_server "$2"
+  # A signed-in user for /me, and one whose session_key is WeChat's published sample's.
+  local code token sample_token
+  code=$(emu_post /login "{\"appid\":\"$APPID\",\"user\":\"bench-me0\"}" | json '["code"]')
+  token=$(curl -sf -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' -d "{\"code\":\"$code\",\"appid\":\"$APPID\"}" | json '["token"]')
+  code=$(emu_post /login "{\"appid\":\"$SAMPLE_APPID\",\"user\":\"band\",\"sessionKey\":\"$SAMPLE_KEY\"}" | json '["code"]')
+  sample_token=$(curl -sf -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' -d "{\"code\":\"$code\",\"appid\":\"$SAMPLE_APPID\"}" | json '["token"]')
+  python3 - "$WORK/decrypt.json" <<'PY'
+import json, sys
+json.dump({"encryptedData": "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==", "iv": "r7BXXKkLb8qrSNn05n0qiA=="}, open(sys.argv[1], "w"))
+PY
+  # Returning users: 1000 users signed in once before the run.
+  mint login ret- 1000 1000 "$WORK/warm.codes"
+  xargs -P 8 -I{} curl -sf -o /dev/null -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"code\":\"{}\",\"appid\":\"$APPID\"}" <"$WORK/warm.codes"
+  local n=$((DURATION * 8000))
+  mint login ret- 1000 "$n" "$WORK/returning.codes"
+  mint login "new-$RANDOM-" "$n" "$n" "$WORK/new.codes"
+  mint phone bench-me 1 "$n" "$WORK/phone.codes"
+  mint login up- 1000 "$((DURATION * 30000))" "$WORK/upstream.codes"
+
+  local login="{\"code\":\"%s\",\"appid\":\"$APPID\"}"
+  row "GET /healthz" "$(fixed "$SERVER/healthz" GET -)"
+  row "GET /api/v1/me" "$(fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $token")"
+  row "POST /api/v1/wechat/decrypt (sample)" "$(fixed "$SERVER/api/v1/wechat/decrypt" POST "$WORK/decrypt.json" "Authorization: Bearer $sample_token")"
+  row "POST /api/v1/auth/login (returning)" "$(fresh "$SERVER/api/v1/auth/login" "$WORK/returning.codes" POST "$login")"
+  row "POST /api/v1/auth/login (new user)" "$(fresh "$SERVER/api/v1/auth/login" "$WORK/new.codes" POST "$login")"
+  row "POST /api/v1/me/phone (code)" "$(fresh "$SERVER/api/v1/me/phone" "$WORK/phone.codes" POST '{"code":"%s"}' "Authorization: Bearer $token")"
+  row "emulator GET /sns/jscode2session" "$(fresh "$EMU" "$WORK/upstream.codes" GET "/sns/jscode2session?appid=$APPID&secret=$SECRET&js_code=%s&grant_type=authorization_code")"
+  print_table "$1"
+  stop_server
+}
+
+run_pass "PostgreSQL + Redis" "$TEST_POSTGRES_URL"
+run_pass "SQLite + Redis" "sqlite://$WORK/bench.db?mode=rwc"
