@@ -65,12 +65,13 @@ fresh() { # url codes-file method template [header]
 SERVER_PID=
 start_server() { # database-url
   local port
+  PREFIX="bench:$RANDOM:"
   port=$(free_port)
   cat >"$WORK/wxlogin.toml" <<TOML
 listen = "127.0.0.1:$port"
 database_url = "$1"
 redis_url = "$TEST_REDIS_URL"
-redis_prefix = "bench:$RANDOM:"
+redis_prefix = "$PREFIX"
 wechat_api_base = "$EMU"
 
 [[miniprogram]]
@@ -141,8 +142,57 @@ PY
   row "POST /api/v1/auth/login (new user)" "$(fresh "$SERVER/api/v1/auth/login" "$WORK/new.codes" POST "$login")"
   row "POST /api/v1/me/phone (code)" "$(fresh "$SERVER/api/v1/me/phone" "$WORK/phone.codes" POST '{"code":"%s"}' "Authorization: Bearer $token")"
   row "emulator GET /sns/jscode2session" "$(fresh "$EMU" "$WORK/upstream.codes" GET "/sns/jscode2session?appid=$APPID&secret=$SECRET&js_code=%s&grant_type=authorization_code")"
+  if [ "$SCALE" = 1 ] && [[ "$2" == postgres* ]]; then
+    scale_up "$2"
+    row "GET /api/v1/me (1M users, 1M sessions)" "$(fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $token")"
+    mint login ret- 1000 "$n" "$WORK/returning2.codes"
+    row "POST /api/v1/auth/login (returning, 1M)" "$(fresh "$SERVER/api/v1/auth/login" "$WORK/returning2.codes" POST "$login")"
+  fi
   print_table "$1"
   stop_server
+}
+
+# 1,000,000 users with an identity each in PostgreSQL, 1,000,000 live sessions in Redis; prints
+# the bytes one session takes in Redis.
+scale_up() { # database-url
+  echo "filling: 1,000,000 users and identities, 1,000,000 sessions" >&2
+  psql -q "$1" <<SQL
+INSERT INTO users (id, created_at, updated_at)
+  SELECT 'scale-' || g, 1700000000, 1700000000 FROM generate_series(1, 1000000) g;
+INSERT INTO identities (provider, appid, openid, unionid, user_id, created_at)
+  SELECT 'miniprogram', '$APPID', 'oScale' || g, 'uScale' || g, 'scale-' || g, 1700000000 FROM generate_series(1, 1000000) g;
+ANALYZE users; ANALYZE identities;
+SQL
+  local redis_port=${TEST_REDIS_URL##*:}
+  local before after
+  before=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r')
+  python3 - "$PREFIX" "$APPID" <<'PY' | redis-cli -p "$redis_port" --pipe >/dev/null
+import base64, hashlib, json, sys, uuid
+prefix, appid = sys.argv[1], sys.argv[2]
+out = sys.stdout.buffer
+def resp(*args):
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(parts)
+for i in range(1_000_000):
+    # The sizes of real sessions: a v4 UUID user id, a 28-character openid, a 24-character key.
+    digest = hashlib.sha256(i.to_bytes(16, "big")).digest()
+    key = f"{prefix}sess:{base64.urlsafe_b64encode(digest[:16]).decode().rstrip('=')}"
+    openid = "o" + base64.urlsafe_b64encode(digest[16:]).decode()[:27]
+    # As src/store/sessions.rs writes it: a version byte, then postcard (varint-prefixed
+    # strings, 0/1 option tags).
+    def s(text):
+        b = text.encode()
+        return bytes([len(b)]) + b
+    some = lambda text: b"\x01" + s(text)
+    value = (b"\x01" + s(str(uuid.UUID(bytes=digest[:16], version=4))) + some(appid) + some(openid)
+             + some(base64.b64encode(digest[:16]).decode()) + b"\x00" + b"\x00" + b"\x01")
+    out.write(resp("SET", key, value, "EX", 604800))
+PY
+  after=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r')
+  echo "bytes per session in Redis: $(( (after - before) / 1000000 )) (used_memory over 1,000,000 sessions)"
 }
 
 run_pass "PostgreSQL + Redis" "$TEST_POSTGRES_URL"

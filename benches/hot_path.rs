@@ -1,0 +1,47 @@
+//! The pieces on the request hot path, measured alone: decrypting WeChat's sample, the rawData
+//! signature, reading a bearer token, and a session's (de)serialization. `cargo bench`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use wxlogin::store::sessions::{Session, Token};
+use wxlogin::wechat::crypto;
+
+const KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
+const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
+const DATA: &str = "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==";
+const RAW: &str = r#"{"nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"http://wx.qlogo.cn/mmopen/vi_32/1vZvI39NWFQ9XM4LtQpFrQJ1xlgZxx3w7bQxKARol6503Iuswjjn6nIGBiaycAjAtpujxyzYsrztuuICqIM5ibXQ/0"}"#;
+
+fn hot_path(c: &mut Criterion) {
+    c.bench_function("decrypt WeChat's sample", |b| {
+        b.iter(|| crypto::decrypt(black_box(KEY), black_box(IV), black_box(DATA)).unwrap())
+    });
+    c.bench_function("rawData signature check", |b| {
+        b.iter(|| {
+            crypto::signature_matches(
+                black_box(RAW),
+                black_box("HyVFkGl5F5OQWJZZaNzBBg=="),
+                black_box("75e81ceda165f4ffa64f4068af58c64b8f54b88c"),
+            )
+        })
+    });
+    let token = Token::new().reveal();
+    c.bench_function("bearer token parse", |b| {
+        b.iter(|| Token::parse(black_box(&token)).unwrap())
+    });
+    let session = Session::wechat(
+        "8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f",
+        "wx4f4bc4dec97d474b",
+        "oGZUI0egBJY1zhBYw2KhdUfwVJJE",
+        KEY.to_string(),
+    );
+    let bytes = session.encode();
+    c.bench_function("session encode", |b| {
+        b.iter(|| black_box(&session).encode())
+    });
+    c.bench_function("session decode", |b| {
+        b.iter(|| Session::decode(black_box(&bytes)).unwrap())
+    });
+    println!("a session is {} bytes", bytes.len());
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);
