@@ -6,6 +6,7 @@ mod data;
 mod emulator;
 mod helpers;
 mod login;
+mod nodes;
 mod ops;
 mod outage;
 mod web;
