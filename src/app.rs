@@ -34,7 +34,7 @@ pub struct App {
     acceptor: TcpAcceptor,
     port: u16,
     accounts: Accounts,
-    max_body_bytes: usize,
+    edge: api::Edge,
     demo_page: bool,
 }
 
@@ -62,8 +62,12 @@ impl App {
         if config.miniprograms.is_empty() {
             tracing::warn!("no mini program is configured (WXLOGIN_MINIPROGRAM_APPID): mini program login answers 400");
         }
-        let client = wechat::Client::new(config.wechat_api_base.clone(), config.wechat_timeout)
-            .map_err(StartError::Http)?;
+        let client = wechat::Client::new(
+            config.wechat_api_base.clone(),
+            config.wechat_timeout,
+            config.wechat_max_concurrent,
+        )
+        .map_err(StartError::Http)?;
         let sessions = Sessions::new(kv.clone(), config.session_ttl);
         let accounts = Accounts::new(config, users, sessions, kv, client);
         let acceptor = TcpListener::bind(config.listen)
@@ -79,7 +83,10 @@ impl App {
             acceptor,
             port,
             accounts,
-            max_body_bytes: config.max_body_bytes,
+            edge: api::Edge {
+                max_body_bytes: config.max_body_bytes,
+                trusted_proxies: config.trusted_proxies.clone(),
+            },
             demo_page: config.demo_page,
         })
     }
@@ -91,7 +98,7 @@ impl App {
 
     /// Serves until `shutdown` completes, then lets requests in flight finish (bounded).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let routes = api::routes(self.accounts, self.max_body_bytes, self.demo_page);
+        let routes = api::routes(self.accounts, self.edge, self.demo_page);
         serve(self.acceptor, routes, shutdown).await
     }
 }

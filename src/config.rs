@@ -62,6 +62,19 @@ pub struct ServeArgs {
     #[arg(long, env = "WXLOGIN_WECHAT_TIMEOUT_MS", default_value_t = 5000)]
     pub wechat_timeout_ms: u64,
 
+    /// Calls to WeChat in flight at once; calls beyond it fail at once (502) instead of piling up.
+    #[arg(long, env = "WXLOGIN_WECHAT_MAX_CONCURRENT", default_value_t = 256)]
+    pub wechat_max_concurrent: usize,
+
+    /// Requests per minute one client IP may make to `/api/v1/auth/*` and `/api/v1/accounts`,
+    /// counted in Redis for all nodes; 0 turns the limit off.
+    #[arg(long, env = "WXLOGIN_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
+
+    /// Comma-separated IPs or CIDRs of proxies whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "WXLOGIN_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
     /// AppID of the mini program.
     #[arg(long, env = "WXLOGIN_MINIPROGRAM_APPID")]
     pub miniprogram_appid: Option<String>,
@@ -188,6 +201,9 @@ pub struct Config {
     pub wechat_api_base: Url,
     pub wechat_open_base: Url,
     pub wechat_timeout: Duration,
+    pub wechat_max_concurrent: usize,
+    pub rate_limit_per_minute: u32,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub miniprograms: Vec<AppCredentials>,
     pub website: Option<AppCredentials>,
     pub official_account: Option<AppCredentials>,
@@ -235,6 +251,9 @@ struct FileConfig {
     wechat_api_base: Option<Url>,
     wechat_open_base: Option<Url>,
     wechat_timeout_ms: Option<u64>,
+    wechat_max_concurrent: Option<usize>,
+    rate_limit_per_minute: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
     miniprogram_appid: Option<String>,
     miniprogram_secret: Option<String>,
     website_appid: Option<String>,
@@ -419,6 +438,31 @@ impl ServeArgs {
                 "WXLOGIN_WECHAT_TIMEOUT_MS must be above 0".into(),
             ));
         }
+        let proxies = if explicit("trusted_proxies") {
+            self.trusted_proxies.clone()
+        } else {
+            file.trusted_proxies.unwrap_or(self.trusted_proxies.clone())
+        };
+        let trusted_proxies = proxies
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "WXLOGIN_TRUSTED_PROXIES: `{s}` is not an IP or a CIDR"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let wechat_max_concurrent = pick!(wechat_max_concurrent);
+        if wechat_max_concurrent == 0 {
+            return Err(ConfigError(
+                "WXLOGIN_WECHAT_MAX_CONCURRENT must be above 0".into(),
+            ));
+        }
         let max_body_bytes = pick!(max_body_bytes);
         if max_body_bytes < 1024 {
             return Err(ConfigError(
@@ -434,6 +478,9 @@ impl ServeArgs {
             wechat_api_base: pick!(wechat_api_base),
             wechat_open_base: pick!(wechat_open_base),
             wechat_timeout: Duration::from_millis(wechat_timeout_ms),
+            wechat_max_concurrent,
+            rate_limit_per_minute: pick!(rate_limit_per_minute),
+            trusted_proxies,
             miniprograms,
             website,
             official_account,
@@ -497,6 +544,9 @@ impl Config {
             wechat_api_base: Url::parse("https://api.weixin.qq.com").expect("static URL"),
             wechat_open_base: Url::parse("https://open.weixin.qq.com").expect("static URL"),
             wechat_timeout: Duration::from_secs(5),
+            wechat_max_concurrent: 256,
+            rate_limit_per_minute: 600,
+            trusted_proxies: Vec::new(),
             miniprograms: Vec::new(),
             website: None,
             official_account: None,

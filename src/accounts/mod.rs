@@ -120,6 +120,7 @@ struct WebSettings {
 
 struct Inner {
     miniprograms: Vec<AppCredentials>,
+    rate_limit_per_minute: u32,
     web: WebSettings,
     login_policy: LoginPolicy,
     users: Users,
@@ -171,6 +172,7 @@ impl Accounts {
         Accounts {
             inner: Arc::new(Inner {
                 miniprograms: config.miniprograms.clone(),
+                rate_limit_per_minute: config.rate_limit_per_minute,
                 web: WebSettings {
                     website: config.website.clone(),
                     official_account: config.official_account.clone(),
@@ -194,6 +196,27 @@ impl Accounts {
 
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions
+    }
+
+    /// Counts a request of a client IP to the sign-in routes; past the per-minute limit, a 429
+    /// with the seconds until the window ends. Counted in the key-value store, so all nodes share
+    /// it.
+    pub async fn rate_limit(&self, ip: std::net::IpAddr) -> Result<()> {
+        let limit = self.inner.rate_limit_per_minute;
+        if limit == 0 {
+            return Ok(());
+        }
+        let key = format!("rl:{ip}");
+        let count = self.inner.kv.incr(&key, Duration::from_secs(60)).await?;
+        if count <= i64::from(limit) {
+            return Ok(());
+        }
+        let mut e = Error::new(
+            Code::RateLimited,
+            "Too many sign-in requests from this address. Wait a moment, then try again.",
+        );
+        e.retry_after = Some(self.inner.kv.ttl(&key).await?.unwrap_or(60).max(1));
+        Err(e)
     }
 
     /// Whether Redis (or the in-process store) and the database answer.

@@ -8,7 +8,7 @@ use super::model::{CredentialsRequest, UserBody};
 use super::Tag;
 use crate::accounts::Accounts;
 
-error_set!(RegisterErrors: InvalidRequest, Conflict, ServiceUnavailable);
+error_set!(RegisterErrors: InvalidRequest, Conflict, ServiceUnavailable, RateLimited);
 
 #[derive(ApiResponse)]
 pub enum Created {

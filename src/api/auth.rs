@@ -10,11 +10,11 @@ use super::model::{
 use super::{session, BearerAuth, Tag};
 use crate::accounts::{Accounts, LoginInput};
 
-error_set!(LoginErrors: InvalidRequest, WechatCodeInvalid, InvalidCredentials, WechatUserBlocked, BindingRequired, Conflict, WechatRateLimited, AccountLocked, WechatUnavailable, WechatError, ServiceUnavailable);
-error_set!(RefreshErrors: InvalidRequest, WechatCodeInvalid, Unauthenticated, WechatUserBlocked, Conflict, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable);
-error_set!(LogoutErrors: Unauthenticated, ServiceUnavailable);
-error_set!(BindErrors: InvalidRequest, InvalidCredentials, Unauthenticated, Conflict, AccountLocked, ServiceUnavailable);
-error_set!(PasswordErrors: InvalidCredentials, AccountLocked, ServiceUnavailable);
+error_set!(LoginErrors: InvalidRequest, WechatCodeInvalid, InvalidCredentials, WechatUserBlocked, BindingRequired, Conflict, WechatRateLimited, AccountLocked, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited);
+error_set!(RefreshErrors: InvalidRequest, WechatCodeInvalid, Unauthenticated, WechatUserBlocked, Conflict, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited);
+error_set!(LogoutErrors: Unauthenticated, ServiceUnavailable, RateLimited);
+error_set!(BindErrors: InvalidRequest, InvalidCredentials, Unauthenticated, Conflict, AccountLocked, ServiceUnavailable, RateLimited);
+error_set!(PasswordErrors: InvalidCredentials, AccountLocked, ServiceUnavailable, RateLimited);
 
 #[derive(ApiResponse)]
 pub enum LoginOk {

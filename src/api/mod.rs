@@ -11,6 +11,7 @@ mod oauth;
 mod ops;
 mod wechat;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -81,12 +82,39 @@ pub fn openapi_json() -> String {
     service().spec()
 }
 
+/// What the edge middleware needs to know.
+#[derive(Clone)]
+pub struct Edge {
+    pub max_body_bytes: usize,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// The client's IP: the peer, or where the peer is a trusted proxy, the nearest address in
+/// `X-Forwarded-For` that is not a trusted proxy (an untrusted peer cannot pick its own IP).
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = peer?;
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    for hop in forwarded_for.unwrap_or_default().rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return Some(ip),
+            Err(_) => break,
+        }
+    }
+    Some(client)
+}
+
 /// All routes with the edge middleware, ready to serve.
-pub fn routes(
-    accounts: Accounts,
-    max_body_bytes: usize,
-    demo_page: bool,
-) -> impl Endpoint<Output = Response> {
+pub fn routes(svc: Accounts, edge: Edge, demo_page: bool) -> impl Endpoint<Output = Response> {
     let api = service();
     let spec = api.spec();
     let docs = api.swagger_ui();
@@ -113,23 +141,39 @@ pub fn routes(
             }),
         )
         .nest("/", api)
-        .data(accounts)
-        .around(move |ep, req| edge(ep, req, max_body_bytes))
+        .data(svc.clone())
+        .around(move |ep, req| edge_layer(ep, req, svc.clone(), edge.clone()))
 }
 
-/// Request id, body limit, error bodies, log line and metrics for every request.
-async fn edge<E: Endpoint>(
+/// Request id, per-IP limit, body limit, error bodies, log line and metrics for every request.
+/// Whether a path is one of the sign-in routes that the per-IP limit guards.
+fn rate_limited_path(path: &str) -> bool {
+    path.starts_with("/api/v1/auth/") || path.starts_with("/api/v1/accounts")
+}
+
+async fn edge_layer<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
-    max_body_bytes: usize,
+    svc: Accounts,
+    edge: Edge,
 ) -> poem::Result<Response> {
+    let max_body_bytes = edge.max_body_bytes;
     let started = Instant::now();
     let request_id = telemetry::accept_request_id(req.header("x-request-id"));
     let method = req.method().clone();
     // The path only: query strings carry OAuth codes.
     let path = req.uri().path().to_string();
 
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let limited = match client_ip(peer, req.header("x-forwarded-for"), &edge.trusted_proxies) {
+        Some(ip) if rate_limited_path(&path) => svc.rate_limit(ip).await.err(),
+        _ => None,
+    };
     let result = match req.take_body().into_bytes_limit(max_body_bytes).await {
+        _ if limited.is_some() => Err(poem::Error::new(
+            limited.expect("checked"),
+            StatusCode::TOO_MANY_REQUESTS,
+        )),
         Ok(bytes) => {
             req.set_body(bytes);
             ep.call(req).await.map(IntoResponse::into_response)
@@ -237,4 +281,32 @@ fn error_response(error: &Error, request_id: &str) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse().ok();
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), Some("1.2.3.4"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), Some("6.6.6.6, 1.2.3.4, 10.0.0.3"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(client_ip(ip("10.0.0.2"), None, &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), Some("garbage"), &trusted),
+            ip("10.0.0.2")
+        );
+    }
 }

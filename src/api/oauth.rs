@@ -13,7 +13,7 @@ use crate::accounts::Accounts;
 
 error_set!(AuthorizeErrors: InvalidRequest, ServiceUnavailable);
 error_set!(CallbackErrors: InvalidRequest, WechatCodeInvalid, WechatRateLimited, WechatUnavailable, WechatError, Conflict, ServiceUnavailable);
-error_set!(TicketErrors: Unauthenticated, ServiceUnavailable);
+error_set!(TicketErrors: Unauthenticated, ServiceUnavailable, RateLimited);
 
 #[derive(ApiResponse)]
 pub enum Redirect {

@@ -114,17 +114,27 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
 pub struct Client {
     http: reqwest::Client,
     base: Url,
+    /// Calls in flight; a slow WeChat makes callers fail fast rather than queue without end.
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Client {
-    pub fn new(base: Url, timeout: Duration) -> Result<Client, reqwest::Error> {
+    pub fn new(
+        base: Url,
+        timeout: Duration,
+        max_concurrent: usize,
+    ) -> Result<Client, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .pool_idle_timeout(Duration::from_secs(50))
             .user_agent(concat!("wxlogin/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Client { http, base })
+        Ok(Client {
+            http,
+            base,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(max_concurrent)),
+        })
     }
 
     fn url(&self, path: &str) -> Url {
@@ -261,6 +271,15 @@ impl Client {
         api: &'static str,
         request: impl Fn() -> reqwest::RequestBuilder,
     ) -> (Result<T, WechatError>, bool) {
+        let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
+            telemetry::record_wechat_call(api, "saturated", Duration::ZERO);
+            return (
+                Err(WechatError::Unavailable(
+                    "too many calls to WeChat in flight".into(),
+                )),
+                false,
+            );
+        };
         let mut retried_after_transport = false;
         let mut attempt = 1;
         loop {

@@ -1,6 +1,7 @@
 //! The one integration-test binary: the server against real Redis, real PostgreSQL and SQLite,
 //! with WeChat played by the emulator.
 
+mod abuse;
 mod accounts;
 mod data;
 mod emulator;

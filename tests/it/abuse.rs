@@ -1,0 +1,120 @@
+//! Abuse and overload: the per-IP limit on sign-in routes, trusted proxies, and a cap on calls
+//! to a slow WeChat that leaves other routes alone.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+async fn login_from(app: &TestApp, forwarded_for: Option<&str>) -> Reply {
+    let mut req = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&json!({"code": "x", "appid": APPID}));
+    if let Some(ip) = forwarded_for {
+        req = req.header("x-forwarded-for", ip);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or_default(),
+        text,
+        headers,
+    }
+}
+
+#[tokio::test]
+async fn sign_in_routes_are_limited_per_ip_and_others_are_not() {
+    let app = spawn_with(Db::Postgres, Kv::Redis, |c| c.rate_limit_per_minute = 5).await;
+    let token = app.token("rhea").await; // 1
+    for _ in 0..4 {
+        assert_ne!(login_from(&app, None).await.status, 429);
+    }
+    let r = login_from(&app, None).await;
+    assert_error(&r, 429, "rate_limited");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_error(
+        &app.post(
+            "/api/v1/accounts",
+            None,
+            json!({"username": "rhea", "password": "correct horse battery"}),
+        )
+        .await,
+        429,
+        "rate_limited",
+    );
+    // Other routes are not sign-in routes.
+    assert_eq!(app.get("/api/v1/me", Some(&token)).await.status, 200);
+    // An untrusted peer cannot pick its IP with X-Forwarded-For.
+    assert_error(
+        &login_from(&app, Some("203.0.113.7")).await,
+        429,
+        "rate_limited",
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
+    let app = spawn_with(Db::Postgres, Kv::Redis, |c| {
+        c.rate_limit_per_minute = 3;
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(login_from(&app, Some("203.0.113.7")).await.status, 401);
+    }
+    assert_error(
+        &login_from(&app, Some("203.0.113.7")).await,
+        429,
+        "rate_limited",
+    );
+    // Another client behind the same proxy, and the left-most spoofed hop is not believed.
+    assert_eq!(login_from(&app, Some("203.0.113.8")).await.status, 401);
+    assert_error(
+        &login_from(&app, Some("198.51.100.1, 203.0.113.7")).await,
+        429,
+        "rate_limited",
+    );
+}
+
+#[tokio::test]
+async fn a_slow_wechat_cannot_pile_up_calls_or_slow_other_routes() {
+    let app = spawn_with(Db::Postgres, Kv::Redis, |c| c.wechat_max_concurrent = 1).await;
+    let token = app.token("sven").await;
+    app.fault(json!({"path": "/sns/jscode2session", "delayMs": 1500}))
+        .await;
+    let slow_code = app.wx_login("tess").await;
+    let slow = {
+        let base = app.base.clone();
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({"code": slow_code, "appid": APPID}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The one slot is taken: the next call to WeChat fails at once instead of queueing.
+    let code = app.wx_login("uma").await;
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": code, "appid": APPID}),
+        )
+        .await;
+    assert_error(&r, 502, "wechat_unavailable");
+    // Routes that do not call WeChat answer meanwhile.
+    assert_eq!(app.get("/api/v1/me", Some(&token)).await.status, 200);
+    assert!(!slow.is_finished(), "the slow call is still in flight");
+    assert_eq!(slow.await.unwrap(), 200, "it finishes once WeChat answers");
+}
