@@ -10,4 +10,5 @@ mod login;
 mod nodes;
 mod ops;
 mod outage;
+mod shutdown;
 mod web;
