@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
-use crate::store::{kv::Kv, sessions::Sessions, users::Users};
+use crate::store::{kv::Kv, seal::Sealer, sessions::Sessions, users::Users};
 use crate::{api, wechat};
 
 /// How long a stop waits for requests in flight.
@@ -27,6 +27,8 @@ pub enum StartError {
     Redis(crate::store::StoreError),
     #[error("HTTP client: {0}")]
     Http(reqwest::Error),
+    #[error("WXLOGIN_SEALING_KEYS: {0}")]
+    SealingKeys(String),
 }
 
 /// A server bound to its port, not yet serving.
@@ -59,6 +61,13 @@ impl App {
                 Kv::memory(&config.redis_prefix)
             }
         };
+        let sealer = match &config.sealing_keys {
+            Some(spec) => Sealer::parse(spec).map_err(StartError::SealingKeys)?,
+            None => Sealer::default(),
+        };
+        if kv.is_redis() && !sealer.is_sealing() {
+            tracing::warn!("WXLOGIN_SEALING_KEYS is not set: session_keys and tokens are kept in Redis unsealed");
+        }
         if config.miniprograms.is_empty() {
             tracing::warn!("no mini program is configured (WXLOGIN_MINIPROGRAM_APPID): mini program login answers 400");
         }
@@ -68,8 +77,8 @@ impl App {
             config.wechat_max_concurrent,
         )
         .map_err(StartError::Http)?;
-        let sessions = Sessions::new(kv.clone(), config.session_ttl);
-        let accounts = Accounts::new(config, users, sessions, kv, client);
+        let sessions = Sessions::new(kv.clone(), config.session_ttl, sealer.clone());
+        let accounts = Accounts::new(config, users, sessions, kv, client, sealer);
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
             .await

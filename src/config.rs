@@ -33,6 +33,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WXLOGIN_REDIS_URL", value_parser = secret, hide_env_values = true)]
     pub redis_url: Option<SecretString>,
 
+    /// Keys that seal secrets kept in Redis (AES-256-GCM), as `id:base64-of-32-bytes`,
+    /// comma-separated: the first seals, all open, so a new key goes first and the old one stays
+    /// until its sessions expire. Make one with `openssl rand -base64 32`.
+    #[arg(long, env = "WXLOGIN_SEALING_KEYS", value_parser = secret, hide_env_values = true)]
+    pub sealing_keys: Option<SecretString>,
+
     /// Prefix of every Redis key, so that several deployments can share one Redis.
     #[arg(long, env = "WXLOGIN_REDIS_PREFIX", default_value = "wxlogin:")]
     pub redis_prefix: String,
@@ -196,6 +202,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database_url: SecretString,
     pub redis_url: Option<SecretString>,
+    pub sealing_keys: Option<SecretString>,
     pub redis_prefix: String,
     pub public_url: Url,
     pub wechat_api_base: Url,
@@ -246,6 +253,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     database_url: Option<String>,
     redis_url: Option<String>,
+    sealing_keys: Option<String>,
     redis_prefix: Option<String>,
     public_url: Option<Url>,
     wechat_api_base: Option<Url>,
@@ -473,6 +481,7 @@ impl ServeArgs {
             listen,
             database_url,
             redis_url,
+            sealing_keys: pick!(secret sealing_keys),
             redis_prefix: pick!(redis_prefix),
             public_url,
             wechat_api_base: pick!(wechat_api_base),
@@ -538,6 +547,7 @@ impl Config {
             listen,
             database_url: SecretString::from("sqlite://wxlogin.db?mode=rwc"),
             redis_url: None,
+            sealing_keys: None,
             redis_prefix: "wxlogin:".into(),
             public_url: Url::parse(&format!("http://{listen}"))
                 .expect("socket address is a URL host"),

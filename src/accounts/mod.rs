@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{AppCredentials, Config, LoginPolicy};
 use crate::error::{Code, Error, Result, WechatAnswer, DECRYPT_FAILED};
 use crate::store::kv::Kv;
+use crate::store::seal::Sealer;
 use crate::store::sessions::{Session, Sessions, Token};
 use crate::store::users::{self, Identity, Phone, ProfileChange, Provider, Unbound, User, Users};
 use crate::wechat::{self, crypto, errcode, WechatError};
@@ -119,6 +120,8 @@ struct WebSettings {
 }
 
 struct Inner {
+    /// Seals the secrets this room keeps in the key-value store (tokens, session_keys).
+    sealer: Sealer,
     miniprograms: Vec<AppCredentials>,
     rate_limit_per_minute: u32,
     web: WebSettings,
@@ -162,12 +165,31 @@ fn check_code(field: &str, code: &str) -> Result<()> {
 }
 
 impl Accounts {
+    /// Stores a secret-bearing value, sealed under its key.
+    async fn put_sealed(&self, key: &str, plain: &[u8], ttl: Duration) -> Result<()> {
+        let sealed = self.inner.sealer.seal(key, plain);
+        Ok(self.inner.kv.set(key, &sealed, ttl).await?)
+    }
+
+    /// Reads a sealed value; one that does not open is treated as absent.
+    async fn get_sealed(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let bytes = self.inner.kv.get(key).await?;
+        Ok(bytes.and_then(|b| self.inner.sealer.open(key, &b)))
+    }
+
+    /// Reads and deletes a sealed value in one step.
+    async fn take_sealed(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let bytes = self.inner.kv.take(key).await?;
+        Ok(bytes.and_then(|b| self.inner.sealer.open(key, &b)))
+    }
+
     pub fn new(
         config: &Config,
         users: Users,
         sessions: Sessions,
         kv: Kv,
         wechat: wechat::Client,
+        sealer: Sealer,
     ) -> Self {
         Accounts {
             inner: Arc::new(Inner {
@@ -181,7 +203,8 @@ impl Accounts {
                     open_base: config.wechat_open_base.clone(),
                 },
                 login_policy: config.login_policy,
-                tokens: tokens::AccessTokens::new(kv.clone(), wechat.clone()),
+                tokens: tokens::AccessTokens::new(kv.clone(), wechat.clone(), sealer.clone()),
+                sealer,
                 users,
                 sessions,
                 kv,
@@ -267,6 +290,7 @@ impl Accounts {
             hex::encode(Sha256::digest(format!("{}\0{}", app.appid, input.code)))
         );
         let pending = serde_json::to_vec(&Replay::Pending).expect("serializable");
+        let pending = self.inner.sealer.seal(&replay_key, &pending);
         if !self
             .inner
             .kv
@@ -299,9 +323,15 @@ impl Accounts {
         let stored = match record {
             Some(r) => {
                 let bytes = serde_json::to_vec(&r).expect("serializable");
-                self.inner.kv.set(&replay_key, &bytes, REPLAY_WINDOW).await
+                self.put_sealed(&replay_key, &bytes, REPLAY_WINDOW).await
             }
-            None => self.inner.kv.del(&replay_key).await.map(|_| ()),
+            None => self
+                .inner
+                .kv
+                .del(&replay_key)
+                .await
+                .map(|_| ())
+                .map_err(Error::from),
         };
         if let Err(e) = stored {
             tracing::warn!(error = %e, "could not record the login code's answer for retries");
@@ -312,7 +342,7 @@ impl Accounts {
     async fn replay(&self, key: &str) -> Result<SignedIn> {
         let deadline = tokio::time::Instant::now() + REPLAY_WAIT;
         loop {
-            let record = match self.inner.kv.get(key).await? {
+            let record = match self.get_sealed(key).await? {
                 Some(bytes) => serde_json::from_slice::<Replay>(&bytes).ok(),
                 None => None,
             };
@@ -439,9 +469,7 @@ impl Accounts {
             session_key,
         };
         let bytes = serde_json::to_vec(&pending).expect("serializable");
-        self.inner
-            .kv
-            .set(&ticket_key(&ticket), &bytes, BIND_TICKET_TTL)
+        self.put_sealed(&ticket_key(&ticket), &bytes, BIND_TICKET_TTL)
             .await?;
         let mut e = Error::new(
             Code::BindingRequired,
@@ -542,11 +570,11 @@ impl Accounts {
             )
         };
         let key = ticket_key(ticket);
-        if self.inner.kv.get(&key).await?.is_none() {
+        if self.get_sealed(&key).await?.is_none() {
             return Err(bad_ticket());
         }
         let user_id = self.check_credentials(username, password).await?;
-        let Some(bytes) = self.inner.kv.get(&key).await? else {
+        let Some(bytes) = self.get_sealed(&key).await? else {
             return Err(bad_ticket());
         };
         let pending: PendingBinding = serde_json::from_slice(&bytes).map_err(|_| bad_ticket())?;
@@ -559,7 +587,7 @@ impl Accounts {
             return Err(already_bound());
         }
         // Used once: of two concurrent binds with one ticket, one takes it.
-        if self.inner.kv.take(&key).await?.is_none() {
+        if self.take_sealed(&key).await?.is_none() {
             return Err(bad_ticket());
         }
         let identity = Identity {

@@ -12,11 +12,13 @@ use std::time::Duration;
 use crate::config::AppCredentials;
 use crate::error::Error;
 use crate::store::kv::Kv;
+use crate::store::seal::Sealer;
 use crate::wechat::{self, WechatError};
 
 /// The access_token cache.
 pub struct AccessTokens {
     kv: Kv,
+    sealer: Sealer,
     wechat: wechat::Client,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -26,19 +28,22 @@ fn key(appid: &str) -> String {
 }
 
 impl AccessTokens {
-    pub fn new(kv: Kv, wechat: wechat::Client) -> Self {
+    pub fn new(kv: Kv, wechat: wechat::Client, sealer: Sealer) -> Self {
         AccessTokens {
             kv,
+            sealer,
             wechat,
             locks: Mutex::new(HashMap::new()),
         }
     }
 
     async fn cached(&self, appid: &str) -> Result<Option<String>, Error> {
+        let key = key(appid);
         Ok(self
             .kv
-            .get(&key(appid))
+            .get(&key)
             .await?
+            .and_then(|b| self.sealer.open(&key, &b))
             .and_then(|b| String::from_utf8(b).ok()))
     }
 
@@ -90,9 +95,9 @@ impl AccessTokens {
         self.kv.del(&lock_key).await?;
         let fresh = result?;
         let ttl = Duration::from_secs(fresh.expires_in.saturating_sub(60).max(1));
-        self.kv
-            .set(&key(&app.appid), fresh.access_token.as_bytes(), ttl)
-            .await?;
+        let key = key(&app.appid);
+        let sealed = self.sealer.seal(&key, fresh.access_token.as_bytes());
+        self.kv.set(&key, &sealed, ttl).await?;
         Ok(fresh.access_token)
     }
 

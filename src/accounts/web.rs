@@ -265,14 +265,12 @@ impl Accounts {
             refresh_token: token.refresh_token,
         };
         let bytes = serde_json::to_vec(&tokens).expect("serializable");
-        self.inner
-            .kv
-            .set(
-                &format!("webtok:{}:{}", app.appid, token.openid),
-                &bytes,
-                WEB_TOKENS_TTL,
-            )
-            .await?;
+        self.put_sealed(
+            &format!("webtok:{}:{}", app.appid, token.openid),
+            &bytes,
+            WEB_TOKENS_TTL,
+        )
+        .await?;
 
         let ticket = Token::new().reveal();
         let record = WebTicket {

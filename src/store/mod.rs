@@ -2,6 +2,7 @@
 //! users with their WeChat identities in SQL (SQLite or PostgreSQL). No HTTP here.
 
 pub mod kv;
+pub mod seal;
 pub mod sessions;
 pub mod users;
 

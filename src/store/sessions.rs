@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{kv::Kv, StoreError};
+use super::{kv::Kv, seal::Sealer, StoreError};
 
 /// A bearer token: a v4 UUID.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -167,11 +167,12 @@ impl fmt::Debug for Session {
 pub struct Sessions {
     kv: Kv,
     ttl: Duration,
+    sealer: Sealer,
 }
 
 impl Sessions {
-    pub fn new(kv: Kv, ttl: Duration) -> Sessions {
-        Sessions { kv, ttl }
+    pub fn new(kv: Kv, ttl: Duration, sealer: Sealer) -> Sessions {
+        Sessions { kv, ttl, sealer }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -186,8 +187,9 @@ impl Sessions {
             (Some(appid), Some(openid)) => {
                 let key = token.storage_key();
                 let index = identity_key(appid, openid);
+                let sealed = self.sealer.seal(&key, &session.encode());
                 self.kv
-                    .set_and_add(&key, &session.encode(), self.ttl, &index, &key)
+                    .set_and_add(&key, &sealed, self.ttl, &index, &key)
                     .await?;
             }
             _ => self.put(&token, session).await?,
@@ -206,18 +208,24 @@ impl Sessions {
 
     /// Replaces what a token stands for, restarting its time to live.
     pub async fn put(&self, token: &Token, session: &Session) -> Result<(), StoreError> {
+        let key = token.storage_key();
         self.kv
-            .set(&token.storage_key(), &session.encode(), self.ttl)
+            .set(&key, &self.sealer.seal(&key, &session.encode()), self.ttl)
             .await
     }
 
     /// The session of a token, restarting its time to live; None when unknown or expired.
     pub async fn get(&self, token: &Token) -> Result<Option<Session>, StoreError> {
-        let Some(bytes) = self.kv.get_touch(&token.storage_key(), self.ttl).await? else {
+        let key = token.storage_key();
+        let Some(bytes) = self.kv.get_touch(&key, self.ttl).await? else {
             return Ok(None);
         };
-        // An entry that does not parse (written by an incompatible version) is no session.
-        Ok(Session::decode(&bytes))
+        // An entry that does not open or parse (another key, an incompatible version) is no
+        // session.
+        Ok(self
+            .sealer
+            .open(&key, &bytes)
+            .and_then(|plain| Session::decode(&plain)))
     }
 
     /// Ends a session; true when it existed.

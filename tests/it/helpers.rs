@@ -17,6 +17,9 @@ pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
 /// The appid of WeChat's published open data sample.
 pub const SAMPLE_APPID: &str = "wx4f4bc4dec97d474b";
 pub const SAMPLE_KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
+/// Keys that seal what Redis holds (32 bytes each, base64).
+pub const SEALING_KEY_1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+pub const SEALING_KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
 /// Everything this test process logged.
 static LOGS: LazyLock<Arc<Mutex<Vec<u8>>>> = LazyLock::new(Default::default);
@@ -102,6 +105,7 @@ pub async fn spawn_with(db: Db, kv: Kv, tweak: impl FnOnce(&mut config::Config))
         }
     });
     if kv == Kv::Redis {
+        config.sealing_keys = Some(SecretString::from(format!("1:{SEALING_KEY_1}")));
         config.redis_url = Some(SecretString::from(env("TEST_REDIS_URL")));
         config.redis_prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
     }

@@ -86,3 +86,117 @@ async fn two_nodes_share_sessions_lockout_and_the_access_token() {
     }
     assert_eq!(a.calls("/cgi-bin/stable_token").await, 1);
 }
+
+/// Every string value under this app's Redis prefix.
+async fn redis_values(app: &TestApp) -> Vec<Vec<u8>> {
+    let client = redis::Client::open(std::env::var("TEST_REDIS_URL").unwrap()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", app.config.redis_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut values = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if kind == "string" {
+            values.push(
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+            );
+        } else {
+            let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            values.extend(members);
+        }
+        values.push(key.into_bytes());
+    }
+    values
+}
+
+#[tokio::test]
+async fn a_copy_of_redis_gives_an_attacker_nothing_to_use() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let s = app.login("vince").await;
+    let token = s["token"].as_str().unwrap().to_string();
+    // A phone number read caches an access_token; a replayable login answer holds a token.
+    let code = app
+        .emu(
+            "POST",
+            "/phone-code",
+            json!({"appid": APPID, "user": "vince"}),
+        )
+        .await["code"]
+        .clone();
+    assert_eq!(
+        app.post("/api/v1/me/phone", Some(&token), json!({"code": code}))
+            .await
+            .status,
+        200
+    );
+    let key = app.emu_user("vince", APPID).await["sessionKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let raw_key = base64::engine::general_purpose::STANDARD
+        .decode(&key)
+        .unwrap();
+    let token_bytes = uuid::Uuid::parse_str(&token).unwrap().as_bytes().to_vec();
+
+    let values = redis_values(&app).await;
+    assert!(
+        values.len() >= 4,
+        "sessions, replay, index and token cache are there: {}",
+        values.len()
+    );
+    let contains = |needle: &[u8]| {
+        values
+            .iter()
+            .any(|v| v.windows(needle.len()).any(|w| w == needle))
+    };
+    assert!(
+        !contains(key.as_bytes()) && !contains(&raw_key),
+        "a session_key is readable in Redis"
+    );
+    assert!(
+        !contains(token.as_bytes()) && !contains(&token_bytes),
+        "a token is readable in Redis"
+    );
+    assert!(
+        !contains(s["user"]["id"].as_str().unwrap().as_bytes()),
+        "sessions are sealed whole"
+    );
+}
+
+#[tokio::test]
+async fn sealing_keys_rotate_without_signing_anyone_out() {
+    let old = spawn_app().await;
+    let before = old.token("wren").await;
+    // A new key first, the old one kept: old sessions open, new ones are sealed with the new key.
+    let mut rotated = old.config.clone();
+    rotated.sealing_keys = Some(format!("2:{SEALING_KEY_2},1:{SEALING_KEY_1}").into());
+    let rotated = start(rotated, old.emu.clone()).await;
+    assert_eq!(rotated.get("/api/v1/me", Some(&before)).await.status, 200);
+    let after = rotated.token("wren").await;
+    // Once the old key is dropped, only what the new key sealed opens.
+    let mut new_only = old.config.clone();
+    new_only.sealing_keys = Some(format!("2:{SEALING_KEY_2}").into());
+    let new_only = start(new_only, old.emu.clone()).await;
+    assert_eq!(new_only.get("/api/v1/me", Some(&after)).await.status, 200);
+    assert_error(
+        &new_only.get("/api/v1/me", Some(&before)).await,
+        401,
+        "unauthenticated",
+    );
+}
