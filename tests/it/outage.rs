@@ -101,3 +101,66 @@ async fn redis_down_is_503_and_service_returns_with_it() {
     let s = app.login("rita").await;
     assert_eq!(s["isNewUser"], true, "the refused login wrote no user");
 }
+
+#[tokio::test]
+async fn postgres_down_is_503_and_service_returns_with_it() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    let token = app.token("xia").await;
+    let url = url::Url::parse(secrecy::ExposeSecret::expose_secret(
+        &app.config.database_url,
+    ))
+    .unwrap();
+    let db = url.path().trim_start_matches('/').to_string();
+    let mut admin = sqlx::AnyConnection::connect(&std::env::var("TEST_POSTGRES_URL").unwrap())
+        .await
+        .unwrap();
+    // The database goes away: no new connections, and the pool's are cut.
+    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE datname = '{db}'"
+    ))
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+
+    assert_error(
+        &app.get("/api/v1/me", Some(&token)).await,
+        503,
+        "service_unavailable",
+    );
+    let code = app.wx_login("yuki").await;
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": code, "appid": APPID}),
+        )
+        .await;
+    assert_error(&r, 503, "service_unavailable");
+    assert_eq!(app.get("/readyz", None).await.status, 503);
+
+    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..50 {
+        if app.get("/readyz", None).await.status == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "ready again without a restart");
+    assert_eq!(
+        app.get("/api/v1/me", Some(&token)).await.status,
+        200,
+        "the session outlived the outage"
+    );
+    let s = app.login("yuki").await;
+    assert_eq!(s["isNewUser"], true, "the refused login wrote no user");
+}
