@@ -288,3 +288,21 @@ mod encoding_tests {
         assert!(Session::decode(&extra).is_none());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn stored_bytes_of_any_shape_decode_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Session::decode(&bytes);
+        }
+
+        #[test]
+        fn any_text_is_a_token_or_not(text in ".{0,80}") {
+            let _ = Token::parse(&text);
+        }
+    }
+}

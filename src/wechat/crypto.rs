@@ -162,3 +162,30 @@ mod tests {
         assert!(decrypt(SAMPLE_KEY, SAMPLE_IV, &mangled).is_ok());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever a client sends, decryption answers with a value or an error, never a panic.
+        #[test]
+        fn decrypt_never_panics(key in ".{0,40}", iv in ".{0,40}", data in ".{0,200}") {
+            let _ = decrypt(&key, &iv, &data);
+        }
+
+        /// Base64 of any length, valid or not, decrypts or fails cleanly.
+        #[test]
+        fn decrypt_of_any_bytes_never_panics(key in any::<[u8; 16]>(), iv in any::<[u8; 16]>(), data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decrypt_raw(&key, &iv, data);
+        }
+
+        #[test]
+        fn signature_check_never_panics(raw in ".{0,100}", key in ".{0,30}", sig in ".{0,50}") {
+            let _ = signature_matches(&raw, &key, &sig);
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod abuse;
 mod accounts;
 mod data;
 mod emulator;
+mod fuzz;
 mod helpers;
 mod login;
 mod nodes;
