@@ -26,3 +26,6 @@ node --test miniprogram-demo/test/*.test.js
 # Web sign-in end to end in headless Chromium (Debian's), driven by playwright-core from npm.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 node --test tests/browser/*.test.js
+
+# Schemathesis (PyPI) against the served OpenAPI document: no 5xx, no answer outside it.
+tests/schemathesis.sh

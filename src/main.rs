@@ -71,6 +71,9 @@ struct DemoArgs {
     /// What login does with a WeChat user bound to no account: `auto_register` or `require_binding`.
     #[arg(long, default_value = "auto_register")]
     login_policy: config::LoginPolicy,
+    /// Sign-in requests per client IP and minute; 0 turns the limit off (for load and fuzz runs).
+    #[arg(long, default_value_t = 600)]
+    rate_limit_per_minute: u32,
 }
 
 /// The AppIDs that `wxlogin demo` configures (the first also in miniprogram-demo/project.config.json).
@@ -179,6 +182,7 @@ async fn demo(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     config.public_url = Url::parse(&server_url)?;
     config.redirect_allowlist = vec![Url::parse(&server_url)?];
     config.login_policy = args.login_policy;
+    config.rate_limit_per_minute = args.rate_limit_per_minute;
     config.miniprograms = vec![app_of(DEMO_MINIPROGRAM_APPID, &mp)];
     config.website = Some(app_of(DEMO_WEBSITE_APPID, &web));
     config.official_account = Some(app_of(DEMO_OFFICIAL_ACCOUNT_APPID, &oa));

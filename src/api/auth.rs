@@ -14,7 +14,7 @@ error_set!(LoginErrors: InvalidRequest, WechatCodeInvalid, InvalidCredentials, W
 error_set!(RefreshErrors: InvalidRequest, WechatCodeInvalid, Unauthenticated, WechatUserBlocked, Conflict, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited);
 error_set!(LogoutErrors: Unauthenticated, ServiceUnavailable, RateLimited);
 error_set!(BindErrors: InvalidRequest, InvalidCredentials, Unauthenticated, Conflict, AccountLocked, ServiceUnavailable, RateLimited);
-error_set!(PasswordErrors: InvalidCredentials, AccountLocked, ServiceUnavailable, RateLimited);
+error_set!(PasswordErrors: InvalidRequest, InvalidCredentials, AccountLocked, ServiceUnavailable, RateLimited);
 
 #[derive(ApiResponse)]
 pub enum LoginOk {

@@ -17,6 +17,7 @@ pub struct IdentityBody {
     /// The user's id in that app.
     pub openid: String,
     /// The user's id across the apps of one Open Platform account, where known.
+    #[oai(nullable)]
     pub unionid: Option<String>,
 }
 
@@ -25,11 +26,16 @@ pub struct IdentityBody {
 #[oai(rename = "User", rename_all = "camelCase", example)]
 pub struct UserBody {
     pub id: String,
+    #[oai(nullable)]
     pub username: Option<String>,
+    #[oai(nullable)]
     pub nickname: Option<String>,
+    #[oai(nullable)]
     pub avatar_url: Option<String>,
     /// With the country code, as WeChat gives it (`13580006666` or `+1 2025550123`).
+    #[oai(nullable)]
     pub phone_number: Option<String>,
+    #[oai(nullable)]
     pub country_code: Option<String>,
     pub identities: Vec<IdentityBody>,
     /// RFC 3339.
@@ -124,13 +130,16 @@ impl From<SignedIn> for SessionBody {
 #[oai(rename_all = "camelCase", example)]
 pub struct LoginRequest {
     /// The code `wx.login` gave (one use, five minutes).
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
     pub code: String,
     /// The mini program; may be left out where one is configured.
+    #[oai(validator(min_length = 1, max_length = 32, pattern = r"^[A-Za-z0-9_]+$"))]
     pub appid: Option<String>,
     /// With `password`: bind this WeChat user to that account on first login.
+    #[oai(validator(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.\-]+$"))]
     pub username: Option<String>,
     /// With `username`.
-    #[oai(write_only)]
+    #[oai(write_only, validator(min_length = 8, max_length = 128))]
     pub password: Option<String>,
 }
 
@@ -150,6 +159,7 @@ impl Example for LoginRequest {
 #[oai(example)]
 pub struct CodeRequest {
     /// The code `wx.login` gave.
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
     pub code: String,
 }
 
@@ -182,9 +192,11 @@ impl Example for RefreshBody {
 #[derive(Object)]
 #[oai(rename_all = "camelCase", example)]
 pub struct ProfilePatch {
-    /// At most 64 characters.
+    /// 1 to 64 characters.
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub nickname: MaybeUndefined<String>,
     /// An http(s) URL of at most 1024 characters.
+    #[oai(validator(max_length = 1024, pattern = r"^https?://"))]
     pub avatar_url: MaybeUndefined<String>,
 }
 
@@ -202,8 +214,14 @@ impl Example for ProfilePatch {
 #[derive(Object)]
 #[oai(rename_all = "camelCase", example)]
 pub struct PhoneRequest {
+    /// From the current `getPhoneNumber` button.
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
     pub code: Option<String>,
+    /// From the older button, with `iv` (base64).
+    #[oai(validator(min_length = 1))]
     pub encrypted_data: Option<String>,
+    /// Base64 of 16 bytes.
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub iv: Option<String>,
 }
 
@@ -253,7 +271,11 @@ impl From<Phone> for PhoneBody {
 #[derive(Object)]
 #[oai(rename_all = "camelCase", example)]
 pub struct DecryptRequest {
+    /// Base64, as the mini program API gave it.
+    #[oai(validator(min_length = 1))]
     pub encrypted_data: String,
+    /// Base64 of 16 bytes.
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub iv: String,
     /// With `signature`: checked as sha1(rawData + session_key).
     pub raw_data: Option<String>,
@@ -298,9 +320,10 @@ impl Example for DecryptBody {
 #[oai(rename_all = "camelCase", example)]
 pub struct CredentialsRequest {
     /// 3 to 32 characters: letters, digits, `_`, `.`, `-`; unique without regard to case.
+    #[oai(validator(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.\-]+$"))]
     pub username: String,
     /// 8 to 128 characters; stored only as an argon2id hash.
-    #[oai(write_only)]
+    #[oai(write_only, validator(min_length = 8, max_length = 128))]
     pub password: String,
 }
 
@@ -318,9 +341,12 @@ impl Example for CredentialsRequest {
 #[derive(Object)]
 #[oai(rename_all = "camelCase", example)]
 pub struct BindRequest {
+    /// From the `binding_required` answer.
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub bind_ticket: String,
+    #[oai(validator(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.\-]+$"))]
     pub username: String,
-    #[oai(write_only)]
+    #[oai(write_only, validator(min_length = 8, max_length = 128))]
     pub password: String,
 }
 

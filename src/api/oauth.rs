@@ -13,7 +13,45 @@ use crate::accounts::Accounts;
 
 error_set!(AuthorizeErrors: InvalidRequest, ServiceUnavailable);
 error_set!(CallbackErrors: InvalidRequest, WechatCodeInvalid, WechatRateLimited, WechatUnavailable, WechatError, Conflict, ServiceUnavailable);
-error_set!(TicketErrors: Unauthenticated, ServiceUnavailable, RateLimited);
+error_set!(TicketErrors: InvalidRequest, Unauthenticated, ServiceUnavailable, RateLimited);
+
+/// The web product of a sign-in.
+#[derive(poem_openapi::Enum, Clone, Copy)]
+#[oai(rename_all = "snake_case")]
+pub enum ProviderParam {
+    /// Website QR login (`snsapi_login`).
+    Website,
+    /// Official Account pages (`snsapi_userinfo`, `snsapi_base`).
+    OfficialAccount,
+}
+
+impl From<ProviderParam> for WebProvider {
+    fn from(p: ProviderParam) -> Self {
+        match p {
+            ProviderParam::Website => WebProvider::Website,
+            ProviderParam::OfficialAccount => WebProvider::OfficialAccount,
+        }
+    }
+}
+
+/// The scope of an Official Account sign-in.
+#[derive(poem_openapi::Enum, Clone, Copy)]
+#[oai(rename_all = "snake_case")]
+pub enum ScopeParam {
+    SnsapiLogin,
+    SnsapiUserinfo,
+    SnsapiBase,
+}
+
+impl ScopeParam {
+    fn as_str(self) -> &'static str {
+        match self {
+            ScopeParam::SnsapiLogin => "snsapi_login",
+            ScopeParam::SnsapiUserinfo => "snsapi_userinfo",
+            ScopeParam::SnsapiBase => "snsapi_base",
+        }
+    }
+}
 
 #[derive(ApiResponse)]
 pub enum Redirect {
@@ -27,6 +65,7 @@ pub enum Redirect {
 #[oai(example)]
 pub struct TicketRequest {
     /// The `ticket` of the redirect's `#ticket=` fragment.
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub ticket: String,
 }
 
@@ -57,16 +96,19 @@ impl OauthApi {
         &self,
         accounts: Data<&Accounts>,
         /// `website` or `official_account`.
-        provider: Path<String>,
+        provider: Path<ProviderParam>,
         /// Where the browser returns; its origin must be on WXLOGIN_REDIRECT_ALLOWLIST.
         #[oai(name = "redirectUri")]
         redirect_uri: Query<String>,
         /// `snsapi_base` for a silent Official Account sign-in (openid only).
-        scope: Query<Option<String>>,
+        scope: Query<Option<ScopeParam>>,
     ) -> Reply<Redirect, AuthorizeErrors> {
-        let provider = WebProvider::parse(&provider.0)?;
         let url = accounts
-            .web_authorize(provider, &redirect_uri.0, scope.0.as_deref())
+            .web_authorize(
+                provider.0.into(),
+                &redirect_uri.0,
+                scope.0.map(ScopeParam::as_str),
+            )
             .await?;
         Ok(Redirect::Found(url.into()))
     }
@@ -85,13 +127,12 @@ impl OauthApi {
     async fn callback(
         &self,
         accounts: Data<&Accounts>,
-        provider: Path<String>,
+        provider: Path<ProviderParam>,
         code: Query<Option<String>>,
         state: Query<Option<String>>,
     ) -> Reply<Redirect, CallbackErrors> {
-        let provider = WebProvider::parse(&provider.0)?;
         let url = accounts
-            .web_callback(provider, code.0.as_deref(), state.0.as_deref())
+            .web_callback(provider.0.into(), code.0.as_deref(), state.0.as_deref())
             .await?;
         Ok(Redirect::Found(url.into()))
     }
