@@ -29,16 +29,6 @@ pub enum WebProvider {
 }
 
 impl WebProvider {
-    pub fn parse(s: &str) -> Result<WebProvider> {
-        match s {
-            "website" => Ok(WebProvider::Website),
-            "official_account" => Ok(WebProvider::OfficialAccount),
-            _ => Err(Error::invalid(
-                "The provider is `website` or `official_account`.",
-            )),
-        }
-    }
-
     fn identity(self) -> Provider {
         match self {
             WebProvider::Website => Provider::Website,

@@ -34,7 +34,8 @@ impl From<ProviderParam> for WebProvider {
     }
 }
 
-/// The scope of an Official Account sign-in.
+/// The scope of a web sign-in, spelled as WeChat spells it.
+#[allow(clippy::enum_variant_names)] // the names are WeChat's: snsapi_login, snsapi_userinfo, snsapi_base
 #[derive(poem_openapi::Enum, Clone, Copy)]
 #[oai(rename_all = "snake_case")]
 pub enum ScopeParam {
