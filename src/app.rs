@@ -53,6 +53,12 @@ impl App {
     pub async fn build(config: &Config) -> Result<App, StartError> {
         let users = database(config).await?;
         let kv = match &config.redis_url {
+            // Several URLs name the nodes of a Redis Cluster.
+            Some(url) if url.expose_secret().contains(',') => {
+                Kv::cluster(url.expose_secret(), &config.redis_prefix)
+                    .await
+                    .map_err(StartError::Redis)?
+            }
             Some(url) => Kv::redis(url.expose_secret(), &config.redis_prefix)
                 .await
                 .map_err(StartError::Redis)?,

@@ -28,8 +28,9 @@ pub struct ServeArgs {
     #[arg(long, env = "WXLOGIN_DATABASE_URL", default_value = "sqlite://wxlogin.db?mode=rwc", value_parser = secret, hide_env_values = true, hide_default_value = true)]
     pub database_url: SecretString,
 
-    /// Redis for sessions, tickets and caches (`redis://`, `rediss://`). Unset: an in-process
-    /// store, for a single node only.
+    /// Redis for sessions, tickets and caches (`redis://`, `rediss://`); several URLs,
+    /// comma-separated, name the nodes of a Redis Cluster. Unset: an in-process store, for a
+    /// single node only.
     #[arg(long, env = "WXLOGIN_REDIS_URL", value_parser = secret, hide_env_values = true)]
     pub redis_url: Option<SecretString>,
 
@@ -355,16 +356,17 @@ impl ServeArgs {
             ));
         }
         let redis_url = pick!(secret redis_url);
-        if let Some(r) = &redis_url {
-            let r = r.expose_secret();
-            if !(r.starts_with("redis://")
-                || r.starts_with("rediss://")
-                || r.starts_with("redis+unix://")
-                || r.starts_with("unix://"))
-            {
-                return Err(ConfigError(
-                    "WXLOGIN_REDIS_URL must be a redis:// or rediss:// URL".into(),
-                ));
+        if let Some(urls) = &redis_url {
+            for r in urls.expose_secret().split(',').map(str::trim) {
+                if !(r.starts_with("redis://")
+                    || r.starts_with("rediss://")
+                    || r.starts_with("redis+unix://")
+                    || r.starts_with("unix://"))
+                {
+                    return Err(ConfigError(
+                        "WXLOGIN_REDIS_URL must be a redis:// or rediss:// URL".into(),
+                    ));
+                }
             }
         }
         let public_url = pick!(opt public_url)

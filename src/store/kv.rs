@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::FromRedisValue;
 
 use super::StoreError;
 
@@ -22,6 +24,9 @@ pub struct Kv {
 #[derive(Clone)]
 enum Backend {
     Redis(Box<ConnectionManager>),
+    /// A Redis Cluster. Every operation touches one key (or keys of one slot), so each is served
+    /// by one node; the two-key `set_and_add` is two single-slot steps there.
+    Cluster(Box<ClusterConnection>),
     Memory(Arc<Mutex<Memory>>),
 }
 
@@ -73,6 +78,43 @@ impl Kv {
         })
     }
 
+    /// Connects to a Redis Cluster through any of its nodes (comma-separated URLs).
+    pub async fn cluster(urls: &str, prefix: &str) -> Result<Kv> {
+        let nodes: Vec<&str> = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
+        let client = redis::cluster::ClusterClient::builder(nodes)
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(Duration::from_secs(1))
+            .retries(1)
+            .build()?;
+        let conn = client.get_async_connection().await?;
+        Ok(Kv {
+            prefix: prefix.into(),
+            backend: Backend::Cluster(Box::new(conn)),
+        })
+    }
+
+    /// A command on Redis or the cluster (not for the in-process store).
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
+        match &self.backend {
+            Backend::Redis(c) => Ok(cmd.query_async(&mut *c.clone()).await?),
+            Backend::Cluster(c) => Ok(cmd.query_async(&mut *c.clone()).await?),
+            Backend::Memory(_) => unreachable!("the in-process store takes no Redis commands"),
+        }
+    }
+
+    /// A pipeline of commands on keys of one slot.
+    async fn pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
+        match &self.backend {
+            Backend::Redis(c) => Ok(pipe.query_async(&mut *c.clone()).await?),
+            Backend::Cluster(c) => Ok(pipe.query_async(&mut *c.clone()).await?),
+            Backend::Memory(_) => unreachable!("the in-process store takes no Redis commands"),
+        }
+    }
+
     /// The in-process store: one node only, lost at exit.
     pub fn memory(prefix: &str) -> Kv {
         Kv {
@@ -82,7 +124,7 @@ impl Kv {
     }
 
     pub fn is_redis(&self) -> bool {
-        matches!(self.backend, Backend::Redis(_))
+        !matches!(self.backend, Backend::Memory(_))
     }
 
     fn key(&self, key: &str) -> String {
@@ -96,61 +138,61 @@ impl Kv {
     /// Whether the store answers.
     pub async fn ping(&self) -> Result<()> {
         match &self.backend {
-            Backend::Redis(c) => {
-                let _: String = redis::cmd("PING").query_async(&mut *c.clone()).await?;
+            Backend::Memory(_) => Ok(()),
+            _ => {
+                let _: String = self.query(&redis::cmd("PING")).await?;
                 Ok(())
             }
-            Backend::Memory(_) => Ok(()),
         }
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match &self.backend {
-            Backend::Redis(c) => Ok(redis::cmd("GET")
-                .arg(self.key(key))
-                .query_async(&mut *c.clone())
-                .await?),
             Backend::Memory(m) => Ok(Self::mem(m).live(&self.key(key)).map(|(v, _)| v.clone())),
+            _ => self.query(redis::cmd("GET").arg(self.key(key))).await,
         }
     }
 
     /// Reads a value and restarts its time to live (sliding expiry).
     pub async fn get_touch(&self, key: &str, ttl: Duration) -> Result<Option<Vec<u8>>> {
         match &self.backend {
-            Backend::Redis(c) => Ok(redis::cmd("GETEX")
-                .arg(self.key(key))
-                .arg("EX")
-                .arg(secs(ttl))
-                .query_async(&mut *c.clone())
-                .await?),
             Backend::Memory(m) => Ok(Self::mem(m).live(&self.key(key)).map(|(v, exp)| {
                 *exp = Instant::now() + ttl;
                 v.clone()
             })),
+            _ => {
+                self.query(
+                    redis::cmd("GETEX")
+                        .arg(self.key(key))
+                        .arg("EX")
+                        .arg(secs(ttl)),
+                )
+                .await
+            }
         }
     }
 
     pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
         match &self.backend {
-            Backend::Redis(c) => {
-                let _: () = redis::cmd("SET")
-                    .arg(self.key(key))
-                    .arg(value)
-                    .arg("EX")
-                    .arg(secs(ttl))
-                    .query_async(&mut *c.clone())
-                    .await?;
-                Ok(())
-            }
             Backend::Memory(m) => {
                 Self::mem(m).insert(self.key(key), value.to_vec(), ttl);
                 Ok(())
             }
+            _ => {
+                self.query(
+                    redis::cmd("SET")
+                        .arg(self.key(key))
+                        .arg(value)
+                        .arg("EX")
+                        .arg(secs(ttl)),
+                )
+                .await
+            }
         }
     }
 
-    /// Sets a value and adds a member to a set (restarting the set's time to live), in one
-    /// round trip.
+    /// Sets a value and adds a member to a set (restarting the set's time to live): one round
+    /// trip on Redis; on a cluster, where the two keys live in different slots, two.
     pub async fn set_and_add(
         &self,
         key: &str,
@@ -160,9 +202,9 @@ impl Kv {
         member: &str,
     ) -> Result<()> {
         match &self.backend {
-            Backend::Redis(c) => {
-                let _: () = redis::pipe()
-                    .atomic()
+            Backend::Redis(_) => {
+                let mut pipe = redis::pipe();
+                pipe.atomic()
                     .cmd("SET")
                     .arg(self.key(key))
                     .arg(value)
@@ -176,12 +218,10 @@ impl Kv {
                     .cmd("EXPIRE")
                     .arg(self.key(set))
                     .arg(secs(ttl))
-                    .ignore()
-                    .query_async(&mut *c.clone())
-                    .await?;
-                Ok(())
+                    .ignore();
+                self.pipeline(&pipe).await
             }
-            Backend::Memory(_) => {
+            _ => {
                 self.set(key, value, ttl).await?;
                 self.set_add(set, member, ttl).await
             }
@@ -191,17 +231,6 @@ impl Kv {
     /// Sets the value only where the key is absent; true when it was set.
     pub async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
         match &self.backend {
-            Backend::Redis(c) => {
-                let set: Option<String> = redis::cmd("SET")
-                    .arg(self.key(key))
-                    .arg(value)
-                    .arg("NX")
-                    .arg("EX")
-                    .arg(secs(ttl))
-                    .query_async(&mut *c.clone())
-                    .await?;
-                Ok(set.is_some())
-            }
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
                 let key = self.key(key);
@@ -211,19 +240,25 @@ impl Kv {
                 m.insert(key, value.to_vec(), ttl);
                 Ok(true)
             }
+            _ => {
+                let set: Option<String> = self
+                    .query(
+                        redis::cmd("SET")
+                            .arg(self.key(key))
+                            .arg(value)
+                            .arg("NX")
+                            .arg("EX")
+                            .arg(secs(ttl)),
+                    )
+                    .await?;
+                Ok(set.is_some())
+            }
         }
     }
 
     /// Deletes a key; true when it existed.
     pub async fn del(&self, key: &str) -> Result<bool> {
         match &self.backend {
-            Backend::Redis(c) => {
-                let n: i64 = redis::cmd("DEL")
-                    .arg(self.key(key))
-                    .query_async(&mut *c.clone())
-                    .await?;
-                Ok(n > 0)
-            }
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
                 let key = self.key(key);
@@ -231,16 +266,16 @@ impl Kv {
                 m.map.remove(&key);
                 Ok(existed)
             }
+            _ => {
+                let n: i64 = self.query(redis::cmd("DEL").arg(self.key(key))).await?;
+                Ok(n > 0)
+            }
         }
     }
 
     /// Reads and deletes in one step, so that a one-use value is used once (GETDEL).
     pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match &self.backend {
-            Backend::Redis(c) => Ok(redis::cmd("GETDEL")
-                .arg(self.key(key))
-                .query_async(&mut *c.clone())
-                .await?),
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
                 let key = self.key(key);
@@ -248,26 +283,13 @@ impl Kv {
                 m.map.remove(&key);
                 Ok(value)
             }
+            _ => self.query(redis::cmd("GETDEL").arg(self.key(key))).await,
         }
     }
 
     /// Adds one to a counter, starting it with `ttl` where it is new; returns the count.
     pub async fn incr(&self, key: &str, ttl: Duration) -> Result<i64> {
         match &self.backend {
-            Backend::Redis(c) => {
-                let (n,): (i64,) = redis::pipe()
-                    .atomic()
-                    .cmd("INCR")
-                    .arg(self.key(key))
-                    .cmd("EXPIRE")
-                    .arg(self.key(key))
-                    .arg(secs(ttl))
-                    .arg("NX")
-                    .ignore()
-                    .query_async(&mut *c.clone())
-                    .await?;
-                Ok(n)
-            }
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
                 let key = self.key(key);
@@ -288,45 +310,40 @@ impl Kv {
                 };
                 Ok(n)
             }
+            _ => {
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .cmd("INCR")
+                    .arg(self.key(key))
+                    .cmd("EXPIRE")
+                    .arg(self.key(key))
+                    .arg(secs(ttl))
+                    .arg("NX")
+                    .ignore();
+                let (n,): (i64,) = self.pipeline(&pipe).await?;
+                Ok(n)
+            }
         }
     }
 
     /// Seconds until a key expires; None when it does not exist.
     pub async fn ttl(&self, key: &str) -> Result<Option<u64>> {
         match &self.backend {
-            Backend::Redis(c) => {
-                let t: i64 = redis::cmd("TTL")
-                    .arg(self.key(key))
-                    .query_async(&mut *c.clone())
-                    .await?;
-                Ok((t >= 0).then_some(t as u64).or((t == -1).then_some(0)))
-            }
             Backend::Memory(m) => Ok(Self::mem(m).live(&self.key(key)).map(|(_, exp)| {
                 exp.saturating_duration_since(Instant::now())
                     .as_secs()
                     .max(1)
             })),
+            _ => {
+                let t: i64 = self.query(redis::cmd("TTL").arg(self.key(key))).await?;
+                Ok((t >= 0).then_some(t as u64).or((t == -1).then_some(0)))
+            }
         }
     }
 
     /// Adds a member to a set and restarts the set's time to live.
     pub async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {
         match &self.backend {
-            Backend::Redis(c) => {
-                let _: () = redis::pipe()
-                    .atomic()
-                    .cmd("SADD")
-                    .arg(self.key(key))
-                    .arg(member)
-                    .ignore()
-                    .cmd("EXPIRE")
-                    .arg(self.key(key))
-                    .arg(secs(ttl))
-                    .ignore()
-                    .query_async(&mut *c.clone())
-                    .await?;
-                Ok(())
-            }
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
                 let key = self.key(key);
@@ -339,24 +356,25 @@ impl Kv {
                 entry.1 = now + ttl;
                 Ok(())
             }
+            _ => {
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .cmd("SADD")
+                    .arg(self.key(key))
+                    .arg(member)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(self.key(key))
+                    .arg(secs(ttl))
+                    .ignore();
+                self.pipeline(&pipe).await
+            }
         }
     }
 
     /// Takes a set away: its members, and the set is gone.
     pub async fn set_take(&self, key: &str) -> Result<Vec<String>> {
         match &self.backend {
-            Backend::Redis(c) => {
-                let (members,): (Vec<String>,) = redis::pipe()
-                    .atomic()
-                    .cmd("SMEMBERS")
-                    .arg(self.key(key))
-                    .cmd("DEL")
-                    .arg(self.key(key))
-                    .ignore()
-                    .query_async(&mut *c.clone())
-                    .await?;
-                Ok(members)
-            }
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
                 let now = Instant::now();
@@ -364,6 +382,17 @@ impl Kv {
                     Some((set, exp)) if exp > now => set.into_iter().collect(),
                     _ => Vec::new(),
                 })
+            }
+            _ => {
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .cmd("SMEMBERS")
+                    .arg(self.key(key))
+                    .cmd("DEL")
+                    .arg(self.key(key))
+                    .ignore();
+                let (members,): (Vec<String>,) = self.pipeline(&pipe).await?;
+                Ok(members)
             }
         }
     }

@@ -49,6 +49,8 @@ pub enum Db {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kv {
     Redis,
+    /// The three-node Redis Cluster that scripts/test.sh starts.
+    Cluster,
     Memory,
 }
 
@@ -104,9 +106,14 @@ pub async fn spawn_with(db: Db, kv: Kv, tweak: impl FnOnce(&mut config::Config))
             format!("sqlite://{}?mode=rwc", path.display())
         }
     });
-    if kv == Kv::Redis {
+    if kv != Kv::Memory {
         config.sealing_keys = Some(SecretString::from(format!("1:{SEALING_KEY_1}")));
-        config.redis_url = Some(SecretString::from(env("TEST_REDIS_URL")));
+        let url = if kv == Kv::Cluster {
+            env("TEST_REDIS_CLUSTER_URLS")
+        } else {
+            env("TEST_REDIS_URL")
+        };
+        config.redis_url = Some(SecretString::from(url));
         config.redis_prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
     }
     config.wechat_api_base = Url::parse(&emu_url).unwrap();

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod accounts;
+mod cluster;
 mod data;
 mod emulator;
 mod fuzz;
