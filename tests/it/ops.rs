@@ -108,9 +108,13 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
         json!({"code": code, "appid": APPID}),
     )
     .await;
-    app.get("/api/v1/me", Some(&token)).await;
-    app.call("POST", "/api/v1/auth/logout", Some(&token), None)
-        .await;
+    assert_eq!(app.get("/api/v1/me", Some(&token)).await.status, 200);
+    assert_eq!(
+        app.call("POST", "/api/v1/auth/logout", Some(&token), None)
+            .await
+            .status,
+        204
+    );
 
     let password = "a secret password 42";
     app.post(
@@ -134,6 +138,17 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
 
     let logs = logs();
     assert!(logs.contains("signed in"), "the log sink saw the run");
+    // Structured: every line is JSON, and request lines carry the request id.
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .collect();
+    let request = lines
+        .iter()
+        .find(|l| l["message"] == "request" && l["path"] == "/api/v1/auth/logout")
+        .expect("the logout's line");
+    assert_eq!(request["request_id"].as_str().unwrap().len(), 32);
+    assert_eq!(request["status"], 204);
     let responses = RESPONSES.lock().unwrap().join("\n");
     for secret in [
         SECRET,
