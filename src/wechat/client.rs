@@ -158,14 +158,22 @@ impl Client {
             ("js_code", code),
             ("grant_type", "authorization_code"),
         ];
+        self.swap_code("jscode2session", &url, &query).await
+    }
+
+    /// Swaps a one-use code. The first attempt may have reached WeChat and used the code before
+    /// the answer was lost: on a retry, "already used" then means "no answer", not the client's
+    /// mistake.
+    async fn swap_code<T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        url: &Url,
+        query: &[(&str, &str)],
+    ) -> Result<T, WechatError> {
         let (result, retried_after_transport) = self
-            .call("jscode2session", || {
-                self.http.get(url.clone()).query(&query)
-            })
+            .call(api, || self.http.get(url.clone()).query(query))
             .await;
         match result {
-            // The first attempt may have reached WeChat and used the code before the answer was
-            // lost: "already used" then means "no answer", not a client mistake.
             Err(WechatError::Api(a)) if a.errcode == CODE_BEEN_USED && retried_after_transport => {
                 Err(WechatError::Unavailable(
                     "no answer, and the retry found the code used".into(),
@@ -232,19 +240,7 @@ impl Client {
             ("code", code),
             ("grant_type", "authorization_code"),
         ];
-        let (result, retried_after_transport) = self
-            .call("oauth2_access_token", || {
-                self.http.get(url.clone()).query(&query)
-            })
-            .await;
-        match result {
-            Err(WechatError::Api(a)) if a.errcode == CODE_BEEN_USED && retried_after_transport => {
-                Err(WechatError::Unavailable(
-                    "no answer, and the retry found the code used".into(),
-                ))
-            }
-            other => other,
-        }
+        self.swap_code("oauth2_access_token", &url, &query).await
     }
 
     /// `GET /sns/userinfo`: the profile behind a web access_token.

@@ -74,14 +74,7 @@ async fn the_whole_flow_runs_on_a_redis_cluster_shared_by_two_nodes() {
         .status,
         201
     );
-    for node in [&a, &b, &a, &b, &a] {
-        node.post(
-            "/api/v1/auth/password",
-            None,
-            json!({"username": "cleo", "password": "wrong password"}),
-        )
-        .await;
-    }
+    wrong_passwords(&[&a, &b], "cleo", 5).await;
     let r = b
         .post(
             "/api/v1/auth/password",

@@ -296,3 +296,12 @@ pub fn assert_error(r: &Reply, status: u16, code: &str) {
         .expect("x-request-id");
     assert_eq!(r.body["requestId"], rid, "{}", r.text);
 }
+
+/// Sends wrong passwords for a username, spread over the nodes in turn.
+pub async fn wrong_passwords(nodes: &[&TestApp], username: &str, times: usize) {
+    for node in nodes.iter().cycle().take(times) {
+        let body = serde_json::json!({"username": username, "password": "wrong password"});
+        let r = node.post("/api/v1/auth/password", None, body).await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+}

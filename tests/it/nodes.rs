@@ -49,14 +49,7 @@ async fn two_nodes_share_sessions_lockout_and_the_access_token() {
         .status,
         201
     );
-    for node in [&a, &b, &a, &b, &a] {
-        node.post(
-            "/api/v1/auth/password",
-            None,
-            json!({"username": "shared", "password": "wrong password"}),
-        )
-        .await;
-    }
+    wrong_passwords(&[&a, &b], "shared", 5).await;
     let r = b
         .post(
             "/api/v1/auth/password",
