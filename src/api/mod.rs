@@ -169,23 +169,29 @@ async fn edge_layer<E: Endpoint>(
         Some(ip) if rate_limited_path(&path) => svc.rate_limit(ip).await.err(),
         _ => None,
     };
-    let result = match req.take_body().into_bytes_limit(max_body_bytes).await {
-        _ if limited.is_some() => Err(poem::Error::new(
-            limited.expect("checked"),
-            StatusCode::TOO_MANY_REQUESTS,
-        )),
-        Ok(bytes) => {
+    let body = match limited {
+        // Over the limit (or the limiter's store is down): answered before the body is read.
+        Some(error) => Err(error),
+        None => Ok(req.take_body().into_bytes_limit(max_body_bytes).await),
+    };
+    let result = match body {
+        Err(error) => {
+            let status =
+                StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+            Err(poem::Error::new(error, status))
+        }
+        Ok(Ok(bytes)) => {
             req.set_body(bytes);
             ep.call(req).await.map(IntoResponse::into_response)
         }
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(poem::Error::new(
+        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => Err(poem::Error::new(
             Error::new(
                 Code::PayloadTooLarge,
                 format!("The request body is larger than {max_body_bytes} bytes."),
             ),
             StatusCode::PAYLOAD_TOO_LARGE,
         )),
-        Err(e) => Err(poem::Error::new(
+        Ok(Err(e)) => Err(poem::Error::new(
             Error::invalid(format!("The request body could not be read: {e}")),
             StatusCode::BAD_REQUEST,
         )),
