@@ -104,14 +104,7 @@ async fn a_slow_wechat_cannot_pile_up_calls_or_slow_other_routes() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The one slot is taken: the next call to WeChat fails at once instead of queueing.
-    let code = app.wx_login("uma").await;
-    let r = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"code": code, "appid": APPID}),
-        )
-        .await;
+    let r = app.try_login("uma").await;
     assert_error(&r, 502, "wechat_unavailable");
     // Routes that do not call WeChat answer meanwhile.
     assert_eq!(app.get("/api/v1/me", Some(&token)).await.status, 200);

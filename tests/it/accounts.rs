@@ -301,14 +301,7 @@ async fn a_failure_between_two_writes_leaves_no_half_written_user() {
         .execute(&mut db).await.unwrap();
     sqlx::query("CREATE TRIGGER fail_identity BEFORE INSERT ON identities FOR EACH ROW EXECUTE FUNCTION fail_identity()")
         .execute(&mut db).await.unwrap();
-    let code = app.wx_login("dina").await;
-    let r = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"code": code, "appid": APPID}),
-        )
-        .await;
+    let r = app.try_login("dina").await;
     assert_error(&r, 503, "service_unavailable");
     let users: i64 = sqlx::Row::get(
         &sqlx::query("SELECT COUNT(*) FROM users")

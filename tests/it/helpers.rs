@@ -230,16 +230,20 @@ impl TestApp {
         self.wx_login_in(APPID, user).await
     }
 
+    /// `wx.login` for a test user, then the login call with that code: the answer, as it is.
+    pub async fn try_login(&self, user: &str) -> Reply {
+        let code = self.wx_login(user).await;
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": code, "appid": APPID}),
+        )
+        .await
+    }
+
     /// Signs a test user in and returns the whole answer.
     pub async fn login(&self, user: &str) -> Value {
-        let code = self.wx_login(user).await;
-        let r = self
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({"code": code, "appid": APPID}),
-            )
-            .await;
+        let r = self.try_login(user).await;
         assert_eq!(r.status, 200, "{}", r.text);
         r.body
     }

@@ -136,14 +136,7 @@ async fn system_busy_once_is_retried_and_persistent_busy_is_502() {
 
     app.fault(json!({"path": "/sns/jscode2session", "errcode": -1, "times": 10}))
         .await;
-    let code = app.wx_login("gina").await;
-    let r = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"code": code, "appid": APPID}),
-        )
-        .await;
+    let r = app.try_login("gina").await;
     assert_error(&r, 502, "wechat_unavailable");
     assert_eq!(
         app.calls("/sns/jscode2session").await,
@@ -157,14 +150,7 @@ async fn a_dropped_connection_or_a_timeout_is_wechat_unavailable() {
     let app = spawn_app().await;
     app.fault(json!({"path": "/sns/jscode2session", "drop": true, "times": 3}))
         .await;
-    let code = app.wx_login("hank").await;
-    let r = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"code": code, "appid": APPID}),
-        )
-        .await;
+    let r = app.try_login("hank").await;
     assert_error(&r, 502, "wechat_unavailable");
 
     app.fault(json!({"path": "/sns/jscode2session", "delayMs": 1500, "times": 3}))

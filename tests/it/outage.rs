@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::helpers::*;
 
 /// A Redis of this test's own, so that stopping it disturbs no other test.
@@ -75,14 +73,7 @@ async fn redis_down_is_503_and_service_returns_with_it() {
     redis.stop().await;
     let r = app.get("/api/v1/me", Some(&token)).await;
     assert_error(&r, 503, "service_unavailable");
-    let code = app.wx_login("rita").await;
-    let r = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"code": code, "appid": APPID}),
-        )
-        .await;
+    let r = app.try_login("rita").await;
     assert_error(&r, 503, "service_unavailable");
     assert_eq!(app.get("/readyz", None).await.status, 503);
     assert_eq!(app.get("/healthz", None).await.status, 200);
@@ -132,14 +123,7 @@ async fn postgres_down_is_503_and_service_returns_with_it() {
         503,
         "service_unavailable",
     );
-    let code = app.wx_login("yuki").await;
-    let r = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"code": code, "appid": APPID}),
-        )
-        .await;
+    let r = app.try_login("yuki").await;
     assert_error(&r, 503, "service_unavailable");
     assert_eq!(app.get("/readyz", None).await.status, 503);
 
