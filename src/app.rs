@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
-use crate::store::{kv::Kv, seal::Sealer, sessions::Sessions, users::Users};
+use crate::store::{cache::Cache, kv::Kv, seal::Sealer, sessions::Sessions, users::Users};
 use crate::{api, wechat};
 
 /// How long a stop waits for requests in flight.
@@ -71,6 +71,7 @@ impl App {
             Some(spec) => Sealer::parse(spec).map_err(StartError::SealingKeys)?,
             None => Sealer::default(),
         };
+        let users = users.with_cache(Cache::new(kv.clone(), sealer.clone()));
         if kv.is_redis() && !sealer.is_sealing() {
             tracing::warn!("WXLOGIN_SEALING_KEYS is not set: session_keys and tokens are kept in Redis unsealed");
         }

@@ -8,6 +8,11 @@ use secrecy::SecretString;
 use url::Url;
 use wxlogin::{api, app, config, emulator, telemetry};
 
+/// mimalloc: a request makes many small, short-lived allocations (futures, headers, Redis
+/// replies), which glibc's malloc serves at a measurable cost (`bench/run.sh`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "wxlogin",

@@ -405,12 +405,26 @@ impl Accounts {
         let mut unionid_known = wx.unionid.is_some();
         let (user_id, is_new_user) = match users.find_identity(&app.appid, &wx.openid).await? {
             // A bound openid signs in with its code alone.
-            Some((user_id, known_unionid)) => {
+            Some(user) => {
+                let known_unionid = user
+                    .identity(&app.appid, &wx.openid)
+                    .and_then(|i| i.unionid.as_deref());
                 unionid_known |= known_unionid.is_some();
-                if let (None, Some(u)) = (known_unionid, &wx.unionid) {
-                    users.record_unionid(&app.appid, &wx.openid, u).await?;
+                match (known_unionid, &wx.unionid) {
+                    (None, Some(u)) => {
+                        users
+                            .record_unionid(&user.id, &app.appid, &wx.openid, u)
+                            .await?;
+                        (user.id, false)
+                    }
+                    // The user as read: no second lookup.
+                    _ => {
+                        let mut session =
+                            Session::wechat(&user.id, &app.appid, &wx.openid, wx.session_key);
+                        session.unionid_known = unionid_known;
+                        return self.sign_in_as(user, false, session).await;
+                    }
                 }
-                (user_id, false)
             }
             None => match credentials {
                 Some((username, password)) => {
@@ -448,13 +462,23 @@ impl Accounts {
         is_new_user: bool,
         session: Session,
     ) -> Result<SignedIn> {
+        let user = self.user(user_id).await?;
+        self.sign_in_as(user, is_new_user, session).await
+    }
+
+    async fn sign_in_as(
+        &self,
+        user: User,
+        is_new_user: bool,
+        session: Session,
+    ) -> Result<SignedIn> {
         let token = self.inner.sessions.create(&session).await?;
-        tracing::info!(user_id = %user_id, appid = session.appid.as_deref().unwrap_or("-"), is_new_user, "signed in");
+        tracing::info!(user_id = %user.id, appid = session.appid.as_deref().unwrap_or("-"), is_new_user, "signed in");
         Ok(SignedIn {
             token,
             expires_in: self.inner.sessions.ttl().as_secs(),
             is_new_user,
-            user: self.user(user_id).await?,
+            user,
         })
     }
 
@@ -733,7 +757,10 @@ impl Accounts {
             ));
         }
         if let Some(u) = &wx.unionid {
-            self.inner.users.record_unionid(appid, openid, u).await?;
+            self.inner
+                .users
+                .record_unionid(&session.user_id, appid, openid, u)
+                .await?;
         }
         let refreshed = Session {
             previous_key: session.session_key.clone(),
@@ -890,7 +917,7 @@ impl Accounts {
         {
             self.inner
                 .users
-                .record_unionid(appid, openid, unionid)
+                .record_unionid(&session.user_id, appid, openid, unionid)
                 .await?;
         }
         Ok(OpenData { data, watermark })

@@ -223,11 +223,16 @@ impl Accounts {
         };
         let users = &self.inner.users;
         let (user_id, is_new_user) = match users.find_identity(&app.appid, &token.openid).await? {
-            Some((user_id, known)) => {
+            Some(user) => {
+                let known = user
+                    .identity(&app.appid, &token.openid)
+                    .and_then(|i| i.unionid.as_ref());
                 if let (None, Some(u)) = (known, &unionid) {
-                    users.record_unionid(&app.appid, &token.openid, u).await?;
+                    users
+                        .record_unionid(&user.id, &app.appid, &token.openid, u)
+                        .await?;
                 }
-                (user_id, false)
+                (user.id, false)
             }
             None => {
                 let linked = match &unionid {

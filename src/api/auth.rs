@@ -55,9 +55,9 @@ impl AuthApi {
         let Json(req) = body;
         let signed_in = accounts
             .login(LoginInput {
-                code: req.code,
-                appid: req.appid,
-                username: req.username,
+                code: req.code.into(),
+                appid: req.appid.map(String::from),
+                username: req.username.map(String::from),
                 password: req.password.map(Into::into),
             })
             .await?;

@@ -80,10 +80,14 @@ impl MeApi {
             nickname: text_change("nickname", body.0.nickname, |v| {
                 !v.trim().is_empty() && v.chars().count() <= 64
             })?,
-            avatar_url: text_change("avatarUrl", body.0.avatar_url, |v| {
-                v.len() <= 1024
-                    && url::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
-            })?,
+            avatar_url: text_change(
+                "avatarUrl",
+                body.0.avatar_url.map_value(String::from),
+                |v| {
+                    v.len() <= 1024
+                        && url::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                },
+            )?,
         };
         Ok(UserOk::Ok(Json(
             accounts

@@ -1,10 +1,124 @@
 //! The contract's objects (API.md "Objects"), camelCase on the wire, with examples for /docs.
 
-use poem_openapi::types::{Example, MaybeUndefined};
+use std::borrow::Cow;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{
+    Example, MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type,
+};
 use poem_openapi::Object;
+use serde_json::Value;
 
 use crate::accounts::SignedIn;
 use crate::store::users::{Identity, Phone, User};
+
+/// A string of the contract with a shape: checked on parse by plain code, and described in the
+/// schema by the same pattern. (poem-openapi's `pattern` validator compiles its regex on every
+/// check: that was a tenth of a login's CPU.) Only a JSON string is one: `false` or `12` is not.
+macro_rules! shaped_string {
+    ($(#[$m:meta])* $name:ident { min: $min:expr, max: $max:expr, pattern: $pattern:expr, fits: $fits:expr }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(pub String);
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(v: &str) -> $name {
+                $name(v.to_string())
+            }
+        }
+
+        impl Type for $name {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = String;
+            type RawElementValueType = String;
+
+            fn name() -> Cow<'static, str> {
+                "string".into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                let min: Option<usize> = $min;
+                MetaSchemaRef::Inline(Box::new(MetaSchema {
+                    min_length: min,
+                    max_length: Some($max),
+                    pattern: Some($pattern.to_string()),
+                    ..MetaSchema::new("string")
+                }))
+            }
+
+            fn as_raw_value(&self) -> Option<&String> {
+                Some(&self.0)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+                Box::new(self.as_raw_value().into_iter())
+            }
+        }
+
+        impl ParseFromJSON for $name {
+            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+                let fits: fn(&str) -> bool = $fits;
+                let min: Option<usize> = $min;
+                match value.unwrap_or_default() {
+                    Value::String(v) => {
+                        let len = v.chars().count();
+                        if len >= min.unwrap_or(0) && len <= $max && fits(&v) {
+                            Ok($name(v))
+                        } else {
+                            Err(ParseError::custom(format!(
+                                "{} to {} characters matching `{}`",
+                                min.unwrap_or(0),
+                                $max,
+                                $pattern
+                            )))
+                        }
+                    }
+                    other => Err(ParseError::expected_type(other)),
+                }
+            }
+        }
+
+        impl ToJSON for $name {
+            fn to_json(&self) -> Option<Value> {
+                Some(Value::String(self.0.clone()))
+            }
+        }
+    };
+}
+
+fn visible_ascii(v: &str) -> bool {
+    v.bytes().all(|b| b.is_ascii_graphic())
+}
+
+shaped_string!(
+    /// A code from `wx.login` or `getPhoneNumber`: visible ASCII.
+    WxCode { min: Some(1), max: 128, pattern: r"^[!-~]+$", fits: visible_ascii }
+);
+shaped_string!(
+    /// An appid: letters, digits and `_`.
+    AppIdText { min: Some(1), max: 32, pattern: r"^[A-Za-z0-9_]+$", fits: |v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') }
+);
+shaped_string!(
+    /// A username: letters, digits, `_`, `.` and `-`.
+    UsernameText { min: Some(3), max: 32, pattern: r"^[A-Za-z0-9_.\-]+$", fits: |v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) }
+);
+shaped_string!(
+    /// An http(s) URL.
+    HttpUrl { min: None, max: 1024, pattern: r"^https?://", fits: |v| v.starts_with("http://") || v.starts_with("https://") }
+);
 
 /// A WeChat identity that signs in to a user.
 #[derive(Object)]
@@ -130,14 +244,11 @@ impl From<SignedIn> for SessionBody {
 #[oai(rename_all = "camelCase", example)]
 pub struct LoginRequest {
     /// The code `wx.login` gave (one use, five minutes).
-    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
-    pub code: String,
+    pub code: WxCode,
     /// The mini program; may be left out where one is configured.
-    #[oai(validator(min_length = 1, max_length = 32, pattern = r"^[A-Za-z0-9_]+$"))]
-    pub appid: Option<String>,
+    pub appid: Option<AppIdText>,
     /// With `password`: bind this WeChat user to that account on first login.
-    #[oai(validator(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.\-]+$"))]
-    pub username: Option<String>,
+    pub username: Option<UsernameText>,
     /// With `username`.
     #[oai(write_only, validator(min_length = 8, max_length = 128))]
     pub password: Option<String>,
@@ -159,8 +270,7 @@ impl Example for LoginRequest {
 #[oai(example)]
 pub struct CodeRequest {
     /// The code `wx.login` gave.
-    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
-    pub code: String,
+    pub code: WxCode,
 }
 
 impl Example for CodeRequest {
@@ -196,8 +306,7 @@ pub struct ProfilePatch {
     #[oai(validator(min_length = 1, max_length = 64))]
     pub nickname: MaybeUndefined<String>,
     /// An http(s) URL of at most 1024 characters.
-    #[oai(validator(max_length = 1024, pattern = r"^https?://"))]
-    pub avatar_url: MaybeUndefined<String>,
+    pub avatar_url: MaybeUndefined<HttpUrl>,
 }
 
 impl Example for ProfilePatch {
@@ -215,8 +324,7 @@ impl Example for ProfilePatch {
 #[oai(rename_all = "camelCase", example)]
 pub struct PhoneRequest {
     /// From the current `getPhoneNumber` button.
-    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
-    pub code: Option<String>,
+    pub code: Option<WxCode>,
     /// From the older button, with `iv` (base64).
     #[oai(validator(min_length = 1))]
     pub encrypted_data: Option<String>,
@@ -320,8 +428,7 @@ impl Example for DecryptBody {
 #[oai(rename_all = "camelCase", example)]
 pub struct CredentialsRequest {
     /// 3 to 32 characters: letters, digits, `_`, `.`, `-`; unique without regard to case.
-    #[oai(validator(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.\-]+$"))]
-    pub username: String,
+    pub username: UsernameText,
     /// 8 to 128 characters; stored only as an argon2id hash.
     #[oai(write_only, validator(min_length = 8, max_length = 128))]
     pub password: String,
@@ -344,8 +451,7 @@ pub struct BindRequest {
     /// From the `binding_required` answer.
     #[oai(validator(min_length = 1, max_length = 64))]
     pub bind_ticket: String,
-    #[oai(validator(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.\-]+$"))]
-    pub username: String,
+    pub username: UsernameText,
     #[oai(write_only, validator(min_length = 8, max_length = 128))]
     pub password: String,
 }

@@ -256,6 +256,44 @@ impl Kv {
         }
     }
 
+    /// Replaces a value only where the key still holds `expected` (a lease): true when replaced.
+    /// One Lua script on Redis, so nothing can come between the check and the write.
+    pub async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool> {
+        const SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+            redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0";
+        match &self.backend {
+            Backend::Memory(m) => {
+                let mut m = Self::mem(m);
+                let key = self.key(key);
+                if m.live(&key).is_some_and(|(v, _)| v == expected) {
+                    m.insert(key, value.to_vec(), ttl);
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            _ => {
+                let done: i64 = self
+                    .query(
+                        redis::cmd("EVAL")
+                            .arg(SCRIPT)
+                            .arg(1)
+                            .arg(self.key(key))
+                            .arg(expected)
+                            .arg(value)
+                            .arg(secs(ttl)),
+                    )
+                    .await?;
+                Ok(done == 1)
+            }
+        }
+    }
+
     /// Deletes a key; true when it existed.
     pub async fn del(&self, key: &str) -> Result<bool> {
         match &self.backend {

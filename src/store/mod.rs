@@ -1,6 +1,7 @@
 //! Storage: sessions, tickets and caches in Redis (or an in-process stand-in for one node), and
 //! users with their WeChat identities in SQL (SQLite or PostgreSQL). No HTTP here.
 
+pub mod cache;
 pub mod kv;
 pub mod seal;
 pub mod sessions;

@@ -9,6 +9,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::{migrate::Migrator, Row};
 
+use super::cache::{identity_key, user_key, Cache};
 use super::StoreError;
 
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -17,7 +18,7 @@ static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// Which WeChat product an identity signs in through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Provider {
     MiniProgram,
     Website,
@@ -43,7 +44,7 @@ impl Provider {
 }
 
 /// One WeChat openid of a user.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub provider: Provider,
     pub appid: String,
@@ -52,7 +53,7 @@ pub struct Identity {
 }
 
 /// A user with the identities that sign in to it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: String,
     pub username: Option<String>,
@@ -63,6 +64,15 @@ pub struct User {
     pub country_code: Option<String>,
     pub created_at: i64,
     pub identities: Vec<Identity>,
+}
+
+impl User {
+    /// The user's identity of an openid of an app.
+    pub fn identity(&self, appid: &str, openid: &str) -> Option<&Identity> {
+        self.identities
+            .iter()
+            .find(|i| i.appid == appid && i.openid == openid)
+    }
 }
 
 /// A phone number as WeChat gives it.
@@ -80,11 +90,12 @@ pub struct ProfileChange {
     pub avatar_url: Option<Option<String>>,
 }
 
-/// The SQL store.
+/// The SQL store, read through the shared user cache where one is set.
 #[derive(Clone)]
 pub struct Users {
     pool: AnyPool,
     postgres: bool,
+    cache: Option<Cache>,
 }
 
 pub fn now() -> i64 {
@@ -111,7 +122,29 @@ impl Users {
                 .execute(&pool)
                 .await?;
         }
-        Ok(Users { pool, postgres })
+        Ok(Users {
+            pool,
+            postgres,
+            cache: None,
+        })
+    }
+
+    /// Reads users through `cache` from now on; every write below keeps it true.
+    pub fn with_cache(mut self, cache: Cache) -> Users {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Runs a write between two drops of the cache entries it changes (see `store::cache`).
+    async fn write<T>(
+        &self,
+        keys: &[String],
+        write: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match &self.cache {
+            Some(cache) => cache.around(keys, write).await,
+            None => write.await,
+        }
     }
 
     /// Applies the migrations this backend has not seen yet.
@@ -133,19 +166,40 @@ impl Users {
         Ok(())
     }
 
-    /// The user an openid of an app belongs to, and the unionid recorded for it.
-    pub async fn find_identity(
-        &self,
-        appid: &str,
-        openid: &str,
-    ) -> Result<Option<(String, Option<String>)>> {
-        let row =
-            sqlx::query("SELECT user_id, unionid FROM identities WHERE appid = $1 AND openid = $2")
-                .bind(appid)
-                .bind(openid)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|r| (r.get::<String, _>(0), r.get::<Option<String>, _>(1))))
+    /// The user an openid of an app belongs to, with its identities (that one among them).
+    pub async fn find_identity(&self, appid: &str, openid: &str) -> Result<Option<User>> {
+        let Some(cache) = &self.cache else {
+            return match self.identity_owner(appid, openid).await? {
+                Some(id) => self.get(&id).await,
+                None => Ok(None),
+            };
+        };
+        let key = identity_key(appid, openid);
+        let owner = cache
+            .get_or_load(&key, || self.identity_owner(appid, openid))
+            .await?;
+        let Some(owner) = owner else {
+            return Ok(None);
+        };
+        let user = self.get(&owner).await?;
+        if let Some(user) = user.filter(|u| u.identity(appid, openid).is_some()) {
+            return Ok(Some(user));
+        }
+        // The entry outlived the identity (a write whose second drop failed): drop it, ask SQL.
+        cache.forget(&[key, user_key(&owner)]).await?;
+        match self.identity_owner(appid, openid).await? {
+            Some(id) => self.get(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn identity_owner(&self, appid: &str, openid: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT user_id FROM identities WHERE appid = $1 AND openid = $2")
+            .bind(appid)
+            .bind(openid)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
     /// The user that first carried this unionid. Where two users carry it (linked before WeChat
@@ -187,6 +241,19 @@ impl Users {
         user_id: &str,
         identity: &Identity,
     ) -> Result<(String, bool)> {
+        let keys = [
+            user_key(user_id),
+            identity_key(&identity.appid, &identity.openid),
+        ];
+        self.write(&keys, self.link_identity_sql(user_id, identity))
+            .await
+    }
+
+    async fn link_identity_sql(
+        &self,
+        user_id: &str,
+        identity: &Identity,
+    ) -> Result<(String, bool)> {
         let mut tx = self.pool.begin().await?;
         let inserted = insert_identity(&mut tx, user_id, identity, now())
             .await
@@ -203,28 +270,47 @@ impl Users {
     }
 
     async fn existing(&self, identity: &Identity) -> Result<(String, bool)> {
-        let (owner, _) = self
-            .find_identity(&identity.appid, &identity.openid)
+        let owner = self
+            .identity_owner(&identity.appid, &identity.openid)
             .await?
             .ok_or_else(|| StoreError::Unavailable("identity vanished during login".into()))?;
         Ok((owner, false))
     }
 
-    /// Records a unionid learned later (from decrypted data) where the identity had none.
-    pub async fn record_unionid(&self, appid: &str, openid: &str, unionid: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE identities SET unionid = $1 WHERE appid = $2 AND openid = $3 AND unionid IS NULL",
-        )
-        .bind(unionid)
-        .bind(appid)
-        .bind(openid)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+    /// Records a unionid learned later (from decrypted data) where the user's identity had none.
+    pub async fn record_unionid(
+        &self,
+        user_id: &str,
+        appid: &str,
+        openid: &str,
+        unionid: &str,
+    ) -> Result<bool> {
+        let update = async {
+            let done = sqlx::query(
+                "UPDATE identities SET unionid = $1 \
+                 WHERE appid = $2 AND openid = $3 AND user_id = $4 AND unionid IS NULL",
+            )
+            .bind(unionid)
+            .bind(appid)
+            .bind(openid)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        };
+        self.write(&[user_key(user_id)], update).await
+    }
+
+    /// A user with its identities.
+    pub async fn get(&self, id: &str) -> Result<Option<User>> {
+        match &self.cache {
+            Some(cache) => cache.get_or_load(&user_key(id), || self.get_sql(id)).await,
+            None => self.get_sql(id).await,
+        }
     }
 
     /// A user with its identities, in one query.
-    pub async fn get(&self, id: &str) -> Result<Option<User>> {
+    async fn get_sql(&self, id: &str) -> Result<Option<User>> {
         let rows = sqlx::query(
             "SELECT u.id, u.username, u.nickname, u.avatar_url, u.phone_number, u.pure_phone_number, u.country_code, \
                     u.created_at, i.provider, i.appid, i.openid, i.unionid \
@@ -264,6 +350,11 @@ impl Users {
 
     /// Changes nickname and avatar; fields left `None` stay as they are.
     pub async fn update_profile(&self, id: &str, change: &ProfileChange) -> Result<()> {
+        self.write(&[user_key(id)], self.update_profile_sql(id, change))
+            .await
+    }
+
+    async fn update_profile_sql(&self, id: &str, change: &ProfileChange) -> Result<()> {
         sqlx::query(
             "UPDATE users SET \
                nickname = CASE WHEN $1 = 1 THEN $2 ELSE nickname END, \
@@ -288,6 +379,19 @@ impl Users {
         nickname: Option<&str>,
         avatar_url: Option<&str>,
     ) -> Result<()> {
+        self.write(
+            &[user_key(id)],
+            self.fill_profile_sql(id, nickname, avatar_url),
+        )
+        .await
+    }
+
+    async fn fill_profile_sql(
+        &self,
+        id: &str,
+        nickname: Option<&str>,
+        avatar_url: Option<&str>,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE users SET nickname = COALESCE(nickname, $1), avatar_url = COALESCE(avatar_url, $2), updated_at = $3 WHERE id = $4",
         )
@@ -302,6 +406,11 @@ impl Users {
 
     /// Stores a phone number on a user; a number owned by another user is a conflict.
     pub async fn set_phone(&self, id: &str, phone: &Phone) -> Result<()> {
+        self.write(&[user_key(id)], self.set_phone_sql(id, phone))
+            .await
+    }
+
+    async fn set_phone_sql(&self, id: &str, phone: &Phone) -> Result<()> {
         sqlx::query(
             "UPDATE users SET phone_number = $1, pure_phone_number = $2, country_code = $3, updated_at = $4 WHERE id = $5",
         )
@@ -383,6 +492,16 @@ impl Users {
         username: &str,
         password_hash: &str,
     ) -> Result<bool> {
+        let write = self.set_credentials_sql(user_id, username, password_hash);
+        self.write(&[user_key(user_id)], write).await
+    }
+
+    async fn set_credentials_sql(
+        &self,
+        user_id: &str,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE users SET username = $1, username_key = $2, password_hash = $3, updated_at = $4 \
              WHERE id = $5 AND password_hash IS NULL",
@@ -412,6 +531,16 @@ impl Users {
     /// other identity and no password). Checked and done in one transaction; the row lock on
     /// the user keeps two concurrent unbindings from removing both last ways.
     pub async fn unbind(&self, user_id: &str, appid: &str) -> Result<Unbound> {
+        let outcome = self
+            .write(&[user_key(user_id)], self.unbind_sql(user_id, appid))
+            .await?;
+        if let (Some(cache), Unbound::Done(openid)) = (&self.cache, &outcome) {
+            cache.after(&[identity_key(appid, openid)]).await;
+        }
+        Ok(outcome)
+    }
+
+    async fn unbind_sql(&self, user_id: &str, appid: &str) -> Result<Unbound> {
         let mut tx = self.pool.begin().await?;
         // A write first: it takes the user's row lock (PostgreSQL) or the write lock (SQLite).
         sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")

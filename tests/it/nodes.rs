@@ -193,3 +193,79 @@ async fn sealing_keys_rotate_without_signing_anyone_out() {
         "unauthenticated",
     );
 }
+
+/// Users are cached in Redis for every node: a write on one node is what the other reads next.
+#[tokio::test]
+async fn a_write_on_one_node_is_read_on_the_other_at_once() {
+    let a = spawn_app().await;
+    let b = start(a.config.clone(), a.emu.clone()).await;
+    let signed_in = a.login("petra").await;
+    let token = signed_in["token"].as_str().unwrap().to_string();
+    let first_id = signed_in["user"]["id"].clone();
+    // Both nodes have read petra, so both have served her from the cache.
+    for node in [&a, &b] {
+        let me = node.get("/api/v1/me", Some(&token)).await;
+        assert_eq!(me.body["nickname"], serde_json::Value::Null);
+    }
+    for (writer, reader, name) in [(&a, &b, "Petra"), (&b, &a, "P."), (&a, &b, "Pe")] {
+        let r = writer
+            .call(
+                "PATCH",
+                "/api/v1/me",
+                Some(&token),
+                Some(json!({"nickname": name})),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let me = reader.get("/api/v1/me", Some(&token)).await;
+        assert_eq!(me.body["nickname"], name, "the other node read the write");
+    }
+    let r = a
+        .call(
+            "PUT",
+            "/api/v1/me/credentials",
+            Some(&token),
+            Some(json!({"username": "petra", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        b.get("/api/v1/me", Some(&token)).await.body["username"],
+        "petra"
+    );
+    // Unbound on one node, the WeChat user is a stranger to the other: a new user.
+    let r = b
+        .call(
+            "DELETE",
+            &format!("/api/v1/me/identities/{APPID}"),
+            None,
+            None,
+        )
+        .await;
+    assert_error(&r, 401, "unauthenticated");
+    let password = a
+        .post(
+            "/api/v1/auth/password",
+            None,
+            json!({"username": "petra", "password": "correct horse battery"}),
+        )
+        .await;
+    let password_token = password.body["token"].as_str().unwrap().to_string();
+    let r = b
+        .call(
+            "DELETE",
+            &format!("/api/v1/me/identities/{APPID}"),
+            Some(&password_token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        a.get("/api/v1/me", Some(&password_token)).await.body["identities"],
+        json!([]),
+        "the other node read the unbinding"
+    );
+    let again = a.login("petra").await;
+    assert_eq!(again["isNewUser"], true);
+    assert_ne!(again["user"]["id"], first_id);
+}

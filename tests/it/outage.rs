@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde_json::{json, Value};
+
 use crate::helpers::*;
 
 /// A Redis of this test's own, so that stopping it disturbs no other test.
@@ -118,11 +120,18 @@ async fn postgres_down_is_503_and_service_returns_with_it() {
     .await
     .unwrap();
 
-    assert_error(
-        &app.get("/api/v1/me", Some(&token)).await,
-        503,
-        "service_unavailable",
-    );
+    // A signed-in user read lately is served from the shared cache; writes need the database.
+    let me = app.get("/api/v1/me", Some(&token)).await;
+    assert_eq!(me.status, 200, "/me from the user cache: {}", me.body);
+    let r = app
+        .call(
+            "PATCH",
+            "/api/v1/me",
+            Some(&token),
+            Some(json!({"nickname": "during the outage"})),
+        )
+        .await;
+    assert_error(&r, 503, "service_unavailable");
     let r = app.try_login("yuki").await;
     assert_error(&r, 503, "service_unavailable");
     assert_eq!(app.get("/readyz", None).await.status, 503);
@@ -140,10 +149,12 @@ async fn postgres_down_is_503_and_service_returns_with_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ready, "ready again without a restart");
+    let me = app.get("/api/v1/me", Some(&token)).await;
+    assert_eq!(me.status, 200, "the session outlived the outage");
     assert_eq!(
-        app.get("/api/v1/me", Some(&token)).await.status,
-        200,
-        "the session outlived the outage"
+        me.body["nickname"],
+        Value::Null,
+        "the refused write changed nothing"
     );
     let s = app.login("yuki").await;
     assert_eq!(s["isNewUser"], true, "the refused login wrote no user");

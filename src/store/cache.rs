@@ -1,0 +1,233 @@
+//! A read-through cache of users in the key-value store, shared by every node, so that `/me` and
+//! a returning sign-in read no SQL (on PostgreSQL that round trip was most of their cost).
+//!
+//! Cache-aside with leases, as memcached's at Facebook: a reader that misses takes a short lease
+//! (`SET NX`), reads SQL, and stores what it read only if its lease is still there (one Lua
+//! compare-and-set). A writer deletes the entry before its SQL write (so that Redis being down
+//! refuses the write before anything changes) and again after it. A delete between a reader's
+//! lease and its store removes the lease, so a reader that read before a write can never put
+//! the old row back. Entries are sealed like everything else with a secret in it (phone numbers,
+//! openids) and live five minutes, which bounds the one staleness left: Redis failing between a
+//! write's commit and its second delete.
+
+use std::future::Future;
+use std::time::Duration;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use serde::{de::DeserializeOwned, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{kv::Kv, seal::Sealer, StoreError};
+
+/// How long an entry lives.
+const TTL: Duration = Duration::from_secs(300);
+/// How long a reader may take between its lease and its store.
+const LEASE_TTL: Duration = Duration::from_secs(2);
+/// The first byte of every entry: a lease, or a sealed value.
+const LEASE: u8 = 0;
+const VALUE: u8 = 1;
+/// The layout of a value's plain bytes; bumped when the cached types change, so that nodes of
+/// the old and new versions each see the other's entries as misses.
+const FORMAT: u8 = 1;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The cache, on the same store as sessions.
+#[derive(Clone)]
+pub struct Cache {
+    kv: Kv,
+    sealer: Sealer,
+}
+
+/// The entry of a user, by id.
+pub fn user_key(user_id: &str) -> String {
+    hashed("uc:u:", &[user_id])
+}
+
+/// The entry of an identity (which user an openid of an app belongs to).
+pub fn identity_key(appid: &str, openid: &str) -> String {
+    hashed("uc:i:", &[appid, openid])
+}
+
+/// A prefix and 128 bits of SHA-256 of the parts: short, and no user id or openid in clear.
+fn hashed(prefix: &str, parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(&h.finalize()[..16]))
+}
+
+impl Cache {
+    pub fn new(kv: Kv, sealer: Sealer) -> Cache {
+        Cache { kv, sealer }
+    }
+
+    /// The cached value of `key`, or what `load` reads (stored for the next reader where no
+    /// write came between). Nothing found is not cached. Where the cache does not answer, SQL
+    /// does.
+    pub async fn get_or_load<T, F, Fut>(&self, key: &str, load: F) -> Result<Option<T>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>>>,
+    {
+        let lease = match self.kv.get(key).await {
+            Ok(Some(entry)) => match self.open(key, &entry) {
+                Some(value) => return Ok(Some(value)),
+                // Another reader is filling it: read through without storing.
+                None if entry.first() == Some(&LEASE) => None,
+                // A value of another format or key: replace it.
+                None => self.take_lease(key, true).await,
+            },
+            Ok(None) => self.take_lease(key, false).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "user cache unavailable: reading SQL");
+                None
+            }
+        };
+        let loaded = load().await?;
+        if let (Some(lease), Some(value)) = (lease, &loaded) {
+            let mut plain = vec![FORMAT];
+            plain.extend(postcard::to_allocvec(value).expect("serializable"));
+            let mut entry = vec![VALUE];
+            entry.extend(self.sealer.seal(key, &plain));
+            if let Err(e) = self.kv.compare_and_set(key, &lease, &entry, TTL).await {
+                tracing::debug!(error = %e, "could not fill the user cache");
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn take_lease(&self, key: &str, replace: bool) -> Option<Vec<u8>> {
+        let mut lease = vec![LEASE];
+        lease.extend(rand::random::<[u8; 16]>());
+        if replace && self.kv.del(key).await.is_err() {
+            return None;
+        }
+        match self.kv.set_nx(key, &lease, LEASE_TTL).await {
+            Ok(true) => Some(lease),
+            _ => None,
+        }
+    }
+
+    fn open<T: DeserializeOwned>(&self, key: &str, entry: &[u8]) -> Option<T> {
+        let (&VALUE, sealed) = entry.split_first()? else {
+            return None;
+        };
+        let plain = self.sealer.open(key, sealed)?;
+        let (&FORMAT, bytes) = plain.split_first()? else {
+            return None;
+        };
+        postcard::from_bytes(bytes).ok()
+    }
+
+    /// Drops entries (and any reader's lease on them). Fails where the store does not answer.
+    pub async fn forget(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            self.kv.del(key).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a write between two `forget`s of the entries it changes: the first refuses the
+    /// write where the cache cannot be told; the second drops what a reader stored meanwhile.
+    pub async fn around<T>(
+        &self,
+        keys: &[String],
+        write: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.forget(keys).await?;
+        let out = write.await?;
+        self.after(keys).await;
+        Ok(out)
+    }
+
+    /// The second `forget` of a write that has been done: a failure is logged, not answered,
+    /// since the write stands (the entry then lives out its five minutes).
+    pub async fn after(&self, keys: &[String]) {
+        if let Err(e) = self.forget(keys).await {
+            tracing::warn!(error = %e, "could not drop a user's cache entry after a write");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn cache() -> Cache {
+        Cache::new(Kv::memory("t:"), Sealer::default())
+    }
+
+    #[tokio::test]
+    async fn a_read_fills_once_and_a_write_drops_it() {
+        let cache = cache();
+        let loads = AtomicUsize::new(0);
+        let load = |v: &'static str| {
+            let loads = &loads;
+            move || async move {
+                loads.fetch_add(1, Ordering::SeqCst);
+                Ok(Some(v.to_string()))
+            }
+        };
+        assert_eq!(
+            cache.get_or_load("k", load("a")).await.unwrap().unwrap(),
+            "a"
+        );
+        assert_eq!(
+            cache.get_or_load("k", load("b")).await.unwrap().unwrap(),
+            "a"
+        );
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "the second read was a hit");
+        cache.forget(&["k".to_string()]).await.unwrap();
+        assert_eq!(
+            cache.get_or_load("k", load("c")).await.unwrap().unwrap(),
+            "c"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_read_before_a_write_does_not_store_the_old_value() {
+        let cache = cache();
+        let key = ["k".to_string()];
+        // The reader takes its lease and reads "old"; the write lands meanwhile.
+        let stale = cache
+            .get_or_load("k", || async {
+                cache.around(&key, async { Ok(()) }).await.unwrap();
+                Ok(Some("old".to_string()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            stale.as_deref(),
+            Some("old"),
+            "that reader answers what it read"
+        );
+        let next = cache
+            .get_or_load("k", || async { Ok(Some("new".to_string())) })
+            .await
+            .unwrap();
+        assert_eq!(next.as_deref(), Some("new"), "the old value was not stored");
+    }
+
+    #[tokio::test]
+    async fn nothing_found_is_not_cached_and_readers_of_a_lease_read_through() {
+        let cache = cache();
+        let none: Option<String> = cache.get_or_load("k", || async { Ok(None) }).await.unwrap();
+        assert!(none.is_none());
+        let inner = cache
+            .get_or_load("k", || async {
+                // A second reader while the first holds the lease: SQL's answer, not stored.
+                cache
+                    .get_or_load("k", || async { Ok(Some("second".to_string())) })
+                    .await
+            })
+            .await
+            .unwrap();
+        assert_eq!(inner.as_deref(), Some("second"));
+    }
+}
