@@ -299,13 +299,12 @@ impl Accounts {
         {
             return self.replay(&replay_key).await;
         }
-        let outcome = self.login_once(&app, &input.code, credentials).await;
+        let outcome = self
+            .login_once(&app, &input.code, credentials, &replay_key)
+            .await;
         let record = match &outcome {
-            Ok(s) => Some(Replay::Done {
-                token: s.token.reveal(),
-                user_id: s.user.id.clone(),
-                is_new_user: s.is_new_user,
-            }),
+            // Written with the session, in its round trip.
+            Ok(_) => return outcome,
             // No answer from WeChat or our storage: the code may still be good, let a retry try.
             Err(e) if matches!(e.code, Code::WechatUnavailable | Code::ServiceUnavailable) => None,
             // A ticket is single-use: a retry of the code must not hand it out again.
@@ -384,11 +383,14 @@ impl Accounts {
         }
     }
 
+    /// A login, once the code is known to be new; the answer is also written under
+    /// `replay_key` with the session, for a retry of the same code.
     async fn login_once(
         &self,
         app: &AppCredentials,
         code: &str,
         credentials: Option<(String, SecretString)>,
+        replay_key: &str,
     ) -> Result<SignedIn> {
         let wx = self
             .inner
@@ -422,7 +424,9 @@ impl Accounts {
                         let mut session =
                             Session::wechat(&user.id, &app.appid, &wx.openid, wx.session_key);
                         session.unionid_known = unionid_known;
-                        return self.sign_in_as(user, false, session).await;
+                        return self
+                            .sign_in_as(user, false, session, Some(replay_key))
+                            .await;
                     }
                 }
             }
@@ -452,7 +456,9 @@ impl Accounts {
         };
         let mut session = Session::wechat(&user_id, &app.appid, &wx.openid, wx.session_key);
         session.unionid_known = unionid_known;
-        self.sign_in(&user_id, is_new_user, session).await
+        let user = self.user(&user_id).await?;
+        self.sign_in_as(user, is_new_user, session, Some(replay_key))
+            .await
     }
 
     /// Stores the session and answers it.
@@ -463,16 +469,30 @@ impl Accounts {
         session: Session,
     ) -> Result<SignedIn> {
         let user = self.user(user_id).await?;
-        self.sign_in_as(user, is_new_user, session).await
+        self.sign_in_as(user, is_new_user, session, None).await
     }
 
+    /// Stores the session of a user read already; with `replay_key`, the login answer for a
+    /// retry of its code too, in the same round trip.
     async fn sign_in_as(
         &self,
         user: User,
         is_new_user: bool,
         session: Session,
+        replay_key: Option<&str>,
     ) -> Result<SignedIn> {
-        let token = self.inner.sessions.create(&session).await?;
+        let sealer = &self.inner.sealer;
+        let replay = |token: &Token| {
+            let key = replay_key?;
+            let record = Replay::Done {
+                token: token.reveal(),
+                user_id: user.id.clone(),
+                is_new_user,
+            };
+            let bytes = serde_json::to_vec(&record).expect("serializable");
+            Some((key.to_string(), sealer.seal(key, &bytes), REPLAY_WINDOW))
+        };
+        let token = self.inner.sessions.create_with(&session, replay).await?;
         tracing::info!(user_id = %user.id, appid = session.appid.as_deref().unwrap_or("-"), is_new_user, "signed in");
         Ok(SignedIn {
             token,

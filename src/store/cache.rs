@@ -1,10 +1,11 @@
 //! A read-through cache of users in the key-value store, shared by every node, so that `/me` and
-//! a returning sign-in read no SQL (on PostgreSQL that round trip was most of their cost).
+//! a returning sign-in read no SQL (on PostgreSQL that round trip was most of their cost). A user
+//! is held under its id and under each of its identities, so a sign-in is one read.
 //!
 //! Cache-aside with leases, as memcached's at Facebook: a reader that misses takes a short lease
 //! (`SET NX`), reads SQL, and stores what it read only if its lease is still there (one Lua
-//! compare-and-set). A writer deletes the entry before its SQL write (so that Redis being down
-//! refuses the write before anything changes) and again after it. A delete between a reader's
+//! compare-and-set). A writer (`store::users`) deletes the entries before its SQL write (so that
+//! Redis being down refuses the write before anything changes) and again after it. A delete between a reader's
 //! lease and its store removes the lease, so a reader that read before a write can never put
 //! the old row back. Entries are sealed like everything else with a secret in it (phone numbers,
 //! openids) and live five minutes, which bounds the one staleness left: Redis failing between a
@@ -87,17 +88,27 @@ impl Cache {
                 None
             }
         };
-        let loaded = load().await?;
-        if let (Some(lease), Some(value)) = (lease, &loaded) {
+        let loaded = load().await;
+        let Some(lease) = lease else {
+            return loaded;
+        };
+        // The value where one was found; otherwise (nothing, or an error) the lease goes, so
+        // that the next reader need not wait for it to expire.
+        let entry = loaded.as_ref().ok().and_then(Option::as_ref).map(|value| {
             let mut plain = vec![FORMAT];
             plain.extend(postcard::to_allocvec(value).expect("serializable"));
             let mut entry = vec![VALUE];
             entry.extend(self.sealer.seal(key, &plain));
-            if let Err(e) = self.kv.compare_and_set(key, &lease, &entry, TTL).await {
-                tracing::debug!(error = %e, "could not fill the user cache");
-            }
+            entry
+        });
+        if let Err(e) = self
+            .kv
+            .compare_and_set(key, &lease, entry.as_deref(), TTL)
+            .await
+        {
+            tracing::debug!(error = %e, "could not fill the user cache");
         }
-        Ok(loaded)
+        loaded
     }
 
     async fn take_lease(&self, key: &str, replace: bool) -> Option<Vec<u8>> {
@@ -129,19 +140,6 @@ impl Cache {
             self.kv.del(key).await?;
         }
         Ok(())
-    }
-
-    /// Runs a write between two `forget`s of the entries it changes: the first refuses the
-    /// write where the cache cannot be told; the second drops what a reader stored meanwhile.
-    pub async fn around<T>(
-        &self,
-        keys: &[String],
-        write: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        self.forget(keys).await?;
-        let out = write.await?;
-        self.after(keys).await;
-        Ok(out)
     }
 
     /// The second `forget` of a write that has been done: a failure is logged, not answered,
@@ -197,7 +195,7 @@ mod tests {
         // The reader takes its lease and reads "old"; the write lands meanwhile.
         let stale = cache
             .get_or_load("k", || async {
-                cache.around(&key, async { Ok(()) }).await.unwrap();
+                cache.forget(&key).await.unwrap();
                 Ok(Some("old".to_string()))
             })
             .await
@@ -219,6 +217,12 @@ mod tests {
         let cache = cache();
         let none: Option<String> = cache.get_or_load("k", || async { Ok(None) }).await.unwrap();
         assert!(none.is_none());
+        // That reader's lease went with its empty answer: the next one fills the entry.
+        let made = cache.get_or_load("k", || async { Ok(Some("made".to_string())) });
+        assert_eq!(made.await.unwrap().as_deref(), Some("made"));
+        let hit = cache.get_or_load("k", || async { Ok(Some("not read".to_string())) });
+        assert_eq!(hit.await.unwrap().as_deref(), Some("made"));
+        cache.forget(&["k".to_string()]).await.unwrap();
         let inner = cache
             .get_or_load("k", || async {
                 // A second reader while the first holds the lease: SQL's answer, not stored.

@@ -191,8 +191,9 @@ impl Kv {
         }
     }
 
-    /// Sets a value and adds a member to a set (restarting the set's time to live): one round
-    /// trip on Redis; on a cluster, where the two keys live in different slots, two.
+    /// Sets a value and adds a member to a set (restarting the set's time to live), and sets
+    /// `also` where given: one round trip on Redis; on a cluster, where the keys live in
+    /// different slots, one per key.
     pub async fn set_and_add(
         &self,
         key: &str,
@@ -200,6 +201,7 @@ impl Kv {
         ttl: Duration,
         set: &str,
         member: &str,
+        also: Option<(&str, &[u8], Duration)>,
     ) -> Result<()> {
         match &self.backend {
             Backend::Redis(_) => {
@@ -219,11 +221,23 @@ impl Kv {
                     .arg(self.key(set))
                     .arg(secs(ttl))
                     .ignore();
+                if let Some((key, value, ttl)) = also {
+                    pipe.cmd("SET")
+                        .arg(self.key(key))
+                        .arg(value)
+                        .arg("EX")
+                        .arg(secs(ttl))
+                        .ignore();
+                }
                 self.pipeline(&pipe).await
             }
             _ => {
                 self.set(key, value, ttl).await?;
-                self.set_add(set, member, ttl).await
+                self.set_add(set, member, ttl).await?;
+                if let Some((key, value, ttl)) = also {
+                    self.set(key, value, ttl).await?;
+                }
+                Ok(())
             }
         }
     }
@@ -256,26 +270,33 @@ impl Kv {
         }
     }
 
-    /// Replaces a value only where the key still holds `expected` (a lease): true when replaced.
-    /// One Lua script on Redis, so nothing can come between the check and the write.
+    /// Replaces a value (or, with `None`, deletes it) only where the key still holds
+    /// `expected` (a lease): true when done. One Lua script on Redis, so nothing can come
+    /// between the check and the write.
     pub async fn compare_and_set(
         &self,
         key: &str,
         expected: &[u8],
-        value: &[u8],
+        value: Option<&[u8]>,
         ttl: Duration,
     ) -> Result<bool> {
-        const SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-            redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0";
+        const SCRIPT: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+            if ARGV[2] == '' then redis.call('DEL', KEYS[1]) \
+            else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end return 1";
         match &self.backend {
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
                 let key = self.key(key);
-                if m.live(&key).is_some_and(|(v, _)| v == expected) {
-                    m.insert(key, value.to_vec(), ttl);
-                    return Ok(true);
+                if !m.live(&key).is_some_and(|(v, _)| v == expected) {
+                    return Ok(false);
                 }
-                Ok(false)
+                match value {
+                    Some(value) => m.insert(key, value.to_vec(), ttl),
+                    None => {
+                        m.map.remove(&key);
+                    }
+                }
+                Ok(true)
             }
             _ => {
                 let done: i64 = self
@@ -285,7 +306,7 @@ impl Kv {
                             .arg(1)
                             .arg(self.key(key))
                             .arg(expected)
-                            .arg(value)
+                            .arg(value.unwrap_or_default())
                             .arg(secs(ttl)),
                     )
                     .await?;

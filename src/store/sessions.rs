@@ -182,17 +182,36 @@ impl Sessions {
     /// Stores a new session and returns its token. A WeChat session is also listed under its
     /// identity, so that unbinding the identity can end its sessions.
     pub async fn create(&self, session: &Session) -> Result<Token, StoreError> {
+        self.create_with(session, |_| None).await
+    }
+
+    /// `create`, writing in the same round trip what `also` makes of the new token (a key, its
+    /// value and time to live), where the session is a WeChat one.
+    pub async fn create_with(
+        &self,
+        session: &Session,
+        also: impl FnOnce(&Token) -> Option<(String, Vec<u8>, Duration)>,
+    ) -> Result<Token, StoreError> {
         let token = Token::new();
+        let also = also(&token);
+        let also = also
+            .as_ref()
+            .map(|(k, v, t)| (k.as_str(), v.as_slice(), *t));
         match (&session.appid, &session.openid) {
             (Some(appid), Some(openid)) => {
                 let key = token.storage_key();
                 let index = identity_key(appid, openid);
                 let sealed = self.sealer.seal(&key, &session.encode());
                 self.kv
-                    .set_and_add(&key, &sealed, self.ttl, &index, &key)
+                    .set_and_add(&key, &sealed, self.ttl, &index, &key, also)
                     .await?;
             }
-            _ => self.put(&token, session).await?,
+            _ => {
+                self.put(&token, session).await?;
+                if let Some((key, value, ttl)) = also {
+                    self.kv.set(key, value, ttl).await?;
+                }
+            }
         }
         Ok(token)
     }

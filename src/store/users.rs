@@ -135,16 +135,46 @@ impl Users {
         self
     }
 
-    /// Runs a write between two drops of the cache entries it changes (see `store::cache`).
+    /// Runs a write to a user between two drops of the cache entries that hold the user: its own
+    /// and one for each of its identities (see `store::cache`), before the write and after it.
+    /// `extra` names an identity the write adds.
     async fn write<T>(
         &self,
-        keys: &[String],
+        user_id: &str,
+        extra: Option<(&str, &str)>,
         write: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        match &self.cache {
-            Some(cache) => cache.around(keys, write).await,
-            None => write.await,
+        let Some(cache) = &self.cache else {
+            return write.await;
+        };
+        let mut keys = self.entries_of(user_id).await?;
+        keys.extend(extra.map(|(appid, openid)| identity_key(appid, openid)));
+        cache.forget(&keys).await?;
+        let out = write.await?;
+        // Identities the write added are dropped too (what it removed is in `keys`).
+        if let Ok(now) = self.entries_of(user_id).await {
+            keys.extend(
+                now.into_iter()
+                    .filter(|k| !keys.contains(k))
+                    .collect::<Vec<_>>(),
+            );
         }
+        cache.after(&keys).await;
+        Ok(out)
+    }
+
+    /// The cache entries that hold a user.
+    async fn entries_of(&self, user_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT appid, openid FROM identities WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut keys = vec![user_key(user_id)];
+        keys.extend(
+            rows.iter()
+                .map(|r| identity_key(&r.get::<String, _>(0), &r.get::<String, _>(1))),
+        );
+        Ok(keys)
     }
 
     /// Applies the migrations this backend has not seen yet.
@@ -174,23 +204,16 @@ impl Users {
                 None => Ok(None),
             };
         };
+        // The entry of an identity holds its whole user: a returning sign-in is one read.
         let key = identity_key(appid, openid);
-        let owner = cache
-            .get_or_load(&key, || self.identity_owner(appid, openid))
-            .await?;
-        let Some(owner) = owner else {
-            return Ok(None);
+        let load = || async {
+            match self.identity_owner(appid, openid).await? {
+                Some(id) => self.get_sql(&id).await,
+                None => Ok(None),
+            }
         };
-        let user = self.get(&owner).await?;
-        if let Some(user) = user.filter(|u| u.identity(appid, openid).is_some()) {
-            return Ok(Some(user));
-        }
-        // The entry outlived the identity (a write whose second drop failed): drop it, ask SQL.
-        cache.forget(&[key, user_key(&owner)]).await?;
-        match self.identity_owner(appid, openid).await? {
-            Some(id) => self.get(&id).await,
-            None => Ok(None),
-        }
+        let user = cache.get_or_load(&key, load).await?;
+        Ok(user.filter(|u| u.identity(appid, openid).is_some()))
     }
 
     async fn identity_owner(&self, appid: &str, openid: &str) -> Result<Option<String>> {
@@ -241,11 +264,8 @@ impl Users {
         user_id: &str,
         identity: &Identity,
     ) -> Result<(String, bool)> {
-        let keys = [
-            user_key(user_id),
-            identity_key(&identity.appid, &identity.openid),
-        ];
-        self.write(&keys, self.link_identity_sql(user_id, identity))
+        let new = Some((identity.appid.as_str(), identity.openid.as_str()));
+        self.write(user_id, new, self.link_identity_sql(user_id, identity))
             .await
     }
 
@@ -298,7 +318,7 @@ impl Users {
             .await?;
             Ok(done.rows_affected() > 0)
         };
-        self.write(&[user_key(user_id)], update).await
+        self.write(user_id, None, update).await
     }
 
     /// A user with its identities.
@@ -350,7 +370,7 @@ impl Users {
 
     /// Changes nickname and avatar; fields left `None` stay as they are.
     pub async fn update_profile(&self, id: &str, change: &ProfileChange) -> Result<()> {
-        self.write(&[user_key(id)], self.update_profile_sql(id, change))
+        self.write(id, None, self.update_profile_sql(id, change))
             .await
     }
 
@@ -379,11 +399,8 @@ impl Users {
         nickname: Option<&str>,
         avatar_url: Option<&str>,
     ) -> Result<()> {
-        self.write(
-            &[user_key(id)],
-            self.fill_profile_sql(id, nickname, avatar_url),
-        )
-        .await
+        self.write(id, None, self.fill_profile_sql(id, nickname, avatar_url))
+            .await
     }
 
     async fn fill_profile_sql(
@@ -406,8 +423,7 @@ impl Users {
 
     /// Stores a phone number on a user; a number owned by another user is a conflict.
     pub async fn set_phone(&self, id: &str, phone: &Phone) -> Result<()> {
-        self.write(&[user_key(id)], self.set_phone_sql(id, phone))
-            .await
+        self.write(id, None, self.set_phone_sql(id, phone)).await
     }
 
     async fn set_phone_sql(&self, id: &str, phone: &Phone) -> Result<()> {
@@ -493,7 +509,7 @@ impl Users {
         password_hash: &str,
     ) -> Result<bool> {
         let write = self.set_credentials_sql(user_id, username, password_hash);
-        self.write(&[user_key(user_id)], write).await
+        self.write(user_id, None, write).await
     }
 
     async fn set_credentials_sql(
@@ -531,13 +547,9 @@ impl Users {
     /// other identity and no password). Checked and done in one transaction; the row lock on
     /// the user keeps two concurrent unbindings from removing both last ways.
     pub async fn unbind(&self, user_id: &str, appid: &str) -> Result<Unbound> {
-        let outcome = self
-            .write(&[user_key(user_id)], self.unbind_sql(user_id, appid))
-            .await?;
-        if let (Some(cache), Unbound::Done(openid)) = (&self.cache, &outcome) {
-            cache.after(&[identity_key(appid, openid)]).await;
-        }
-        Ok(outcome)
+        // The identity it removes is among the user's entries, dropped before and after.
+        self.write(user_id, None, self.unbind_sql(user_id, appid))
+            .await
     }
 
     async fn unbind_sql(&self, user_id: &str, appid: &str) -> Result<Unbound> {

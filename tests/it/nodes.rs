@@ -219,6 +219,9 @@ async fn a_write_on_one_node_is_read_on_the_other_at_once() {
         assert_eq!(r.status, 200);
         let me = reader.get("/api/v1/me", Some(&token)).await;
         assert_eq!(me.body["nickname"], name, "the other node read the write");
+        // A returning sign-in reads the user through its identity: the write shows there too.
+        let again = reader.login("petra").await;
+        assert_eq!(again["user"]["nickname"], name, "sign-in read the write");
     }
     let r = a
         .call(
@@ -233,7 +236,9 @@ async fn a_write_on_one_node_is_read_on_the_other_at_once() {
         b.get("/api/v1/me", Some(&token)).await.body["username"],
         "petra"
     );
-    // Unbound on one node, the WeChat user is a stranger to the other: a new user.
+    // Unbound on one node (just after a sign-in on the other), the WeChat user is a stranger
+    // to the other: a new user.
+    assert_eq!(b.login("petra").await["user"]["username"], "petra");
     let r = b
         .call(
             "DELETE",
