@@ -287,7 +287,7 @@ impl Kv {
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
                 let key = self.key(key);
-                if !m.live(&key).is_some_and(|(v, _)| v == expected) {
+                if m.live(&key).is_none_or(|(v, _)| v != expected) {
                     return Ok(false);
                 }
                 match value {
