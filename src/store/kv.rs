@@ -25,7 +25,7 @@ pub struct Kv {
 enum Backend {
     Redis(Box<ConnectionManager>),
     /// A Redis Cluster. Every operation touches one key (or keys of one slot), so each is served
-    /// by one node; the two-key `set_and_add` is two single-slot steps there.
+    /// by one node; the several keys of `set_and_add` are single-slot steps there.
     Cluster(Box<ClusterConnection>),
     Memory(Arc<Mutex<Memory>>),
 }
@@ -193,7 +193,9 @@ impl Kv {
 
     /// Sets a value and adds a member to a set (restarting the set's time to live), and sets
     /// `also` where given: one round trip on Redis; on a cluster, where the keys live in
-    /// different slots, one per key.
+    /// different slots, one per key. Not a transaction: the callers (a new session, its index
+    /// and its login's answer) need only that each write happens or fails; a session whose
+    /// token was never handed out is unreachable.
     pub async fn set_and_add(
         &self,
         key: &str,
@@ -206,8 +208,7 @@ impl Kv {
         match &self.backend {
             Backend::Redis(_) => {
                 let mut pipe = redis::pipe();
-                pipe.atomic()
-                    .cmd("SET")
+                pipe.cmd("SET")
                     .arg(self.key(key))
                     .arg(value)
                     .arg("EX")

@@ -129,6 +129,9 @@ impl Client {
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .pool_idle_timeout(Duration::from_secs(50))
             .user_agent(concat!("wxlogin/", env!("CARGO_PKG_VERSION")))
+            // WeChat's APIs answer, they do not redirect; and they speak HTTP/1.1.
+            .redirect(reqwest::redirect::Policy::none())
+            .http1_only()
             .build()?;
         Ok(Client {
             http,
