@@ -261,7 +261,7 @@ impl Accounts {
         };
         let bytes = serde_json::to_vec(&tokens).expect("serializable");
         self.put_sealed(
-            &format!("webtok:{}:{}", app.appid, token.openid),
+            &hashed("webtok", &format!("{}\0{}", app.appid, token.openid)),
             &bytes,
             WEB_TOKENS_TTL,
         )

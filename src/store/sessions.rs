@@ -36,15 +36,36 @@ impl Token {
         self.0.hyphenated().to_string()
     }
 
-    /// `sess:` and 128 bits of the token's SHA-256 in base64url: as unguessable as the token,
-    /// and short, since a million sessions each carry it.
-    fn storage_key(&self) -> String {
+    /// 128 bits of the token's SHA-256 in base64url: as unguessable as the token, and short,
+    /// since a million sessions each carry it.
+    fn id(&self) -> String {
         let digest = Sha256::digest(self.0.as_bytes());
-        format!("sess:{}", URL_SAFE_NO_PAD.encode(&digest[..16]))
+        URL_SAFE_NO_PAD.encode(&digest[..16])
+    }
+
+    fn storage_key(&self) -> String {
+        session_key_of(&self.id())
     }
 }
 
+/// The key of a session by its id (the members of an identity's index are ids).
+fn session_key_of(id: &str) -> String {
+    format!("sess:{id}")
+}
+
+/// The index of an identity's sessions, by 128 bits of SHA-256: no openid in clear.
 fn identity_key(appid: &str, openid: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(appid)
+        .chain_update([0])
+        .chain_update(openid)
+        .finalize();
+    format!("isess:{}", URL_SAFE_NO_PAD.encode(&digest[..16]))
+}
+
+/// The index as wxlogin before 0.2 named it, with keys as members: still emptied on unbinding,
+/// for sessions made before an upgrade.
+fn legacy_identity_key(appid: &str, openid: &str) -> String {
     format!("isess:{appid}:{openid}")
 }
 
@@ -60,11 +81,14 @@ impl fmt::Debug for Token {
     }
 }
 
-/// The first byte of a stored session; a new layout takes a new number.
-const SESSION_FORMAT: u8 = 1;
+/// The first byte of a stored session; a new layout takes a new number. Format 1 (the fields
+/// below as they are) is still read, so that sessions outlive an upgrade.
+const SESSION_FORMAT_1: u8 = 1;
+/// Format 2: a UUID user id and a session_key of 16 bytes kept as raw bytes (28 bytes less).
+const SESSION_FORMAT: u8 = 2;
 
-/// What a token stands for. Stored as postcard (no field names), so that a session takes about
-/// 110 bytes of value in Redis; see `encode`.
+/// What a token stands for. Stored as postcard (no field names) in the compact layout of
+/// `Compact`, so that a session takes about 90 bytes of value in Redis; see `encode`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
     pub user_id: String,
@@ -81,23 +105,93 @@ pub struct Session {
     pub unionid_known: bool,
 }
 
+/// A text as stored: the shapes a million sessions repeat, as raw bytes.
+#[derive(Serialize, Deserialize)]
+enum Text {
+    /// A hyphenated lowercase UUID (user ids).
+    Uuid([u8; 16]),
+    /// Standard base64 of 16 bytes (session_keys).
+    Base64Of16([u8; 16]),
+    Plain(String),
+}
+
+impl Text {
+    fn pack(text: &str) -> Text {
+        use base64::engine::general_purpose::STANDARD;
+        if let Ok(u) = Uuid::try_parse(text) {
+            if u.hyphenated().to_string() == text {
+                return Text::Uuid(*u.as_bytes());
+            }
+        }
+        if let Ok(bytes) = STANDARD.decode(text) {
+            if let (Ok(raw), true) = (<[u8; 16]>::try_from(bytes), text.len() == 24) {
+                if STANDARD.encode(raw) == text {
+                    return Text::Base64Of16(raw);
+                }
+            }
+        }
+        Text::Plain(text.to_string())
+    }
+
+    fn unpack(self) -> String {
+        match self {
+            Text::Uuid(b) => Uuid::from_bytes(b).hyphenated().to_string(),
+            Text::Base64Of16(b) => base64::engine::general_purpose::STANDARD.encode(b),
+            Text::Plain(s) => s,
+        }
+    }
+}
+
+/// `Session` as format 2 stores it.
+#[derive(Serialize, Deserialize)]
+struct Compact {
+    user_id: Text,
+    appid: Option<String>,
+    openid: Option<String>,
+    session_key: Option<Text>,
+    previous_key: Option<Text>,
+    previous_until: Option<i64>,
+    unionid_known: bool,
+}
+
 impl Session {
-    /// The bytes kept in the store: a version byte, then postcard.
+    /// The bytes kept in the store: a version byte, then postcard of `Compact`.
     pub fn encode(&self) -> Vec<u8> {
+        let compact = Compact {
+            user_id: Text::pack(&self.user_id),
+            appid: self.appid.clone(),
+            openid: self.openid.clone(),
+            session_key: self.session_key.as_deref().map(Text::pack),
+            previous_key: self.previous_key.as_deref().map(Text::pack),
+            previous_until: self.previous_until,
+            unionid_known: self.unionid_known,
+        };
         let mut bytes = vec![SESSION_FORMAT];
-        bytes.extend(postcard::to_allocvec(self).expect("a session always encodes"));
+        bytes.extend(postcard::to_allocvec(&compact).expect("a session always encodes"));
         bytes
     }
 
     /// A session from its stored bytes. Bytes of another format or version are no session: the
-    /// version byte must match and every byte must be used.
+    /// version byte must be known and every byte must be used.
     pub fn decode(bytes: &[u8]) -> Option<Session> {
         let (&format, rest) = bytes.split_first()?;
-        if format != SESSION_FORMAT {
-            return None;
-        }
-        match postcard::take_from_bytes(rest) {
-            Ok((session, [])) => Some(session),
+        match format {
+            SESSION_FORMAT => match postcard::take_from_bytes::<Compact>(rest) {
+                Ok((c, [])) => Some(Session {
+                    user_id: c.user_id.unpack(),
+                    appid: c.appid,
+                    openid: c.openid,
+                    session_key: c.session_key.map(Text::unpack),
+                    previous_key: c.previous_key.map(Text::unpack),
+                    previous_until: c.previous_until,
+                    unionid_known: c.unionid_known,
+                }),
+                _ => None,
+            },
+            SESSION_FORMAT_1 => match postcard::take_from_bytes(rest) {
+                Ok((session, [])) => Some(session),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -203,7 +297,7 @@ impl Sessions {
                 let index = identity_key(appid, openid);
                 let sealed = self.sealer.seal(&key, &session.encode());
                 self.kv
-                    .set_and_add(&key, &sealed, self.ttl, &index, &key, also)
+                    .set_and_add(&key, &sealed, self.ttl, &index, &token.id(), also)
                     .await?;
             }
             _ => {
@@ -218,7 +312,16 @@ impl Sessions {
 
     /// Ends every session of a WeChat identity.
     pub async fn end_identity(&self, appid: &str, openid: &str) -> Result<usize, StoreError> {
-        let keys = self.kv.set_take(&identity_key(appid, openid)).await?;
+        let ids = self.kv.set_take(&identity_key(appid, openid)).await?;
+        let legacy = self
+            .kv
+            .set_take(&legacy_identity_key(appid, openid))
+            .await?;
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| session_key_of(id))
+            .chain(legacy)
+            .collect();
         for key in &keys {
             self.kv.del(key).await?;
         }
@@ -287,16 +390,42 @@ mod tests {
 mod encoding_tests {
     use super::*;
 
+    const USER: &str = "8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f";
+    const KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
+
     #[test]
     fn every_kind_of_session_round_trips() {
+        let mut refreshed = Session::wechat(USER, "wx1", "o", KEY.into());
+        refreshed.previous_key = Some("HyVFkGl5F5OQWJZZaNzBBg==".into());
+        refreshed.previous_until = Some(1_700_000_000);
+        refreshed.unionid_known = true;
         for s in [
-            Session::password("8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f"),
+            Session::password(USER),
+            Session::password("not a uuid"),
+            Session::password("8D7F2C1E-3B4A-4C5D-9E6F-7A8B9C0D1E2F"),
             Session::web("u", "wx2", "o"),
             Session::wechat("u", "wx1", "o", "k".into()),
+            Session::wechat(USER, "wx1", "o", "tiihtNczf5v6AKRyjwEUhQ".into()),
+            refreshed,
         ] {
             let back = Session::decode(&s.encode()).expect("decodes");
-            assert_eq!(back.encode(), s.encode());
+            assert_eq!(format!("{back:?}"), format!("{s:?}"));
+            assert_eq!(back.session_key, s.session_key);
+            assert_eq!(back.previous_key, s.previous_key);
+            assert_eq!(back.previous_until, s.previous_until);
+            assert_eq!(back.unionid_known, s.unionid_known);
         }
+        let s = Session::wechat(
+            USER,
+            "wx4f4bc4dec97d474b",
+            "oGZUI0egBJY1zhBYw2KhdUfwVJJE",
+            KEY.into(),
+        );
+        assert!(
+            s.encode().len() <= 90,
+            "compact: {} bytes",
+            s.encode().len()
+        );
         let json = br#"{"user_id":"247e0629-b0ef-4d04-94c0-138d899fdaad","appid":"wxa"}"#;
         assert!(
             Session::decode(json).is_none(),
@@ -305,6 +434,16 @@ mod encoding_tests {
         let mut extra = Session::password("u").encode();
         extra.push(0);
         assert!(Session::decode(&extra).is_none());
+    }
+
+    #[test]
+    fn sessions_stored_before_the_compact_format_still_read() {
+        let old = Session::wechat(USER, "wx1", "o", KEY.into());
+        let mut v1 = vec![SESSION_FORMAT_1];
+        v1.extend(postcard::to_allocvec(&old).unwrap());
+        let back = Session::decode(&v1).expect("format 1 reads");
+        assert_eq!(back.user_id, USER);
+        assert_eq!(back.session_key.as_deref(), Some(KEY));
     }
 }
 

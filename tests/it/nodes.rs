@@ -170,6 +170,22 @@ async fn a_copy_of_redis_gives_an_attacker_nothing_to_use() {
         !contains(s["user"]["id"].as_str().unwrap().as_bytes()),
         "sessions are sealed whole"
     );
+    // The user cache and the session index hold the openid and the phone number: sealed, and
+    // keyed by hashes.
+    let openid = app.emu_user("vince", APPID).await["openid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !contains(openid.as_bytes()),
+        "an openid is readable in Redis"
+    );
+    let me = app.get("/api/v1/me", Some(&token)).await;
+    let phone = me.body["phoneNumber"].as_str().unwrap();
+    assert!(
+        !contains(phone.as_bytes()),
+        "a phone number is readable in Redis"
+    );
 }
 
 #[tokio::test]
