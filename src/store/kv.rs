@@ -191,18 +191,19 @@ impl Kv {
         }
     }
 
-    /// Sets a value and adds a member to a set (restarting the set's time to live), and sets
-    /// `also` where given: one round trip on Redis; on a cluster, where the keys live in
-    /// different slots, one per key. Not a transaction: the callers (a new session, its index
-    /// and its login's answer) need only that each write happens or fails; a session whose
-    /// token was never handed out is unreachable.
-    pub async fn set_and_add(
+    /// Sets a value and appends an item to a list kept as one string (restarting the list's
+    /// time to live), and sets `also` where given: one round trip on Redis; on a cluster, where
+    /// the keys live in different slots, one per key. A string is the smallest list Redis
+    /// keeps (a set of one member took 300 bytes more). Not a transaction: the callers (a new
+    /// session, its index and its login's answer) need only that each write happens or fails; a
+    /// session whose token was never handed out is unreachable.
+    pub async fn set_and_append(
         &self,
         key: &str,
         value: &[u8],
         ttl: Duration,
-        set: &str,
-        member: &str,
+        list: &str,
+        item: &str,
         also: Option<(&str, &[u8], Duration)>,
     ) -> Result<()> {
         match &self.backend {
@@ -214,12 +215,12 @@ impl Kv {
                     .arg("EX")
                     .arg(secs(ttl))
                     .ignore()
-                    .cmd("SADD")
-                    .arg(self.key(set))
-                    .arg(member)
+                    .cmd("APPEND")
+                    .arg(self.key(list))
+                    .arg(item)
                     .ignore()
                     .cmd("EXPIRE")
-                    .arg(self.key(set))
+                    .arg(self.key(list))
                     .arg(secs(ttl))
                     .ignore();
                 if let Some((key, value, ttl)) = also {
@@ -234,7 +235,7 @@ impl Kv {
             }
             _ => {
                 self.set(key, value, ttl).await?;
-                self.set_add(set, member, ttl).await?;
+                self.append(list, item, ttl).await?;
                 if let Some((key, value, ttl)) = also {
                     self.set(key, value, ttl).await?;
                 }
@@ -397,6 +398,32 @@ impl Kv {
             _ => {
                 let t: i64 = self.query(redis::cmd("TTL").arg(self.key(key))).await?;
                 Ok((t >= 0).then_some(t as u64).or((t == -1).then_some(0)))
+            }
+        }
+    }
+
+    /// Appends to a string (made where absent) and restarts its time to live.
+    pub async fn append(&self, key: &str, item: &str, ttl: Duration) -> Result<()> {
+        match &self.backend {
+            Backend::Memory(m) => {
+                let mut m = Self::mem(m);
+                let key = self.key(key);
+                let mut value = m.live(&key).map(|(v, _)| v.clone()).unwrap_or_default();
+                value.extend_from_slice(item.as_bytes());
+                m.insert(key, value, ttl);
+                Ok(())
+            }
+            _ => {
+                let mut pipe = redis::pipe();
+                pipe.cmd("APPEND")
+                    .arg(self.key(key))
+                    .arg(item)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(self.key(key))
+                    .arg(secs(ttl))
+                    .ignore();
+                self.pipeline(&pipe).await
             }
         }
     }

@@ -48,7 +48,8 @@ impl Token {
     }
 }
 
-/// The key of a session by its id (the members of an identity's index are ids).
+/// The key of a session by its id (an identity's index is its sessions' ids, each followed by a
+/// space).
 fn session_key_of(id: &str) -> String {
     format!("sess:{id}")
 }
@@ -297,7 +298,14 @@ impl Sessions {
                 let index = identity_key(appid, openid);
                 let sealed = self.sealer.seal(&key, &session.encode());
                 self.kv
-                    .set_and_add(&key, &sealed, self.ttl, &index, &token.id(), also)
+                    .set_and_append(
+                        &key,
+                        &sealed,
+                        self.ttl,
+                        &index,
+                        &format!("{} ", token.id()),
+                        also,
+                    )
                     .await?;
             }
             _ => {
@@ -312,7 +320,9 @@ impl Sessions {
 
     /// Ends every session of a WeChat identity.
     pub async fn end_identity(&self, appid: &str, openid: &str) -> Result<usize, StoreError> {
-        let ids = self.kv.set_take(&identity_key(appid, openid)).await?;
+        let index = self.kv.take(&identity_key(appid, openid)).await?;
+        let index = String::from_utf8_lossy(index.as_deref().unwrap_or_default()).into_owned();
+        let ids: Vec<&str> = index.split_whitespace().collect();
         let legacy = self
             .kv
             .set_take(&legacy_identity_key(appid, openid))
