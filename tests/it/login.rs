@@ -178,6 +178,10 @@ async fn malformed_logins_are_400_and_change_nothing() {
         json!({"code": ""}),
         json!({"code": "a b"}),
         json!({"code": "x", "appid": "wxunknown"}),
+        // Only a JSON string is a code, an appid or a username.
+        json!({"code": true}),
+        json!({"code": "x", "appid": 7}),
+        json!({"code": "x", "username": false, "password": "correct horse battery"}),
     ] {
         let r = app.post("/api/v1/auth/login", None, body.clone()).await;
         assert_error(&r, 400, "invalid_request");
