@@ -31,7 +31,8 @@ SAMPLE_KEY=tiihtNczf5v6AKRyjwEUhQ==
 
 EMU_PORT=$(free_port)
 "$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --app "$APPID:$SECRET" --app "$SAMPLE_APPID:sample-secret" >"$WORK/emulator.log" 2>&1 &
-PIDS+=($!)
+EMU_PID=$!
+PIDS+=("$EMU_PID")
 EMU="http://127.0.0.1:$EMU_PORT"
 for _ in $(seq 100); do curl -sf "$EMU/__emulator/calls" >/dev/null && break; sleep 0.05; done
 
@@ -43,17 +44,24 @@ mint() { # kind prefix users count file
     | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["codes"]))' >"$5"
 }
 
-# One workload: wrk for DURATION seconds; prints "req/s p50_ms p99_ms errors".
+# CPU time (user + system, in clock ticks) a process has used.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# One workload: wrk for DURATION seconds; prints "req/s p50_ms p99_ms errors cpu_us", where
+# cpu_us is the CPU time the serving process ($CPU_PID, the server unless set) spent per request:
+# a figure that noise on a shared machine moves less than req/s.
 run_wrk() { # url header script script-args...
   local url=$1 header=$2 script=$3
   shift 3
   local hdr=()
   [ -n "$header" ] && hdr=(-H "$header")
-  local out
+  local out pid=${CPU_PID:-$SERVER_PID} before after
+  before=$(cpu_ticks "$pid")
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" -s "$script" "$url" -- "$@" 2>&1 | grep '^RESULT' || true)
-  [ -n "$out" ] || { echo "0 0 0 -1"; return; }
+  after=$(cpu_ticks "$pid")
+  [ -n "$out" ] || { echo "0 0 0 -1 0"; return; }
   read -r _ requests micros p50 p99 errors <<<"$out"
-  python3 -c "print(f'{$requests/($micros/1e6):.0f} {$p50/1000:.2f} {$p99/1000:.2f} $errors')"
+  python3 -c "print(f'{$requests/($micros/1e6):.0f} {$p50/1000:.2f} {$p99/1000:.2f} $errors {($after-$before)/$(getconf CLK_TCK)*1e6/max($requests,1):.1f}')"
 }
 fixed() { # url method body-file|- [header]
   run_wrk "$1" "${4:-}" bench/fixed.lua "$2" "$3"
@@ -98,18 +106,25 @@ peak_rss_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/st
 # Rows: name rps p50 p99 errors rss
 ROWS=()
 row() { ROWS+=("$1|$2|$(peak_rss_mb)"); }
+# The yardstick is the mean of the /healthz runs (one first, one last), so that the machine
+# drifting during the pass moves every ratio alike.
 print_table() { # title
   echo
   echo "## $1 (wrk: $THREADS threads, $CONNECTIONS connections, ${DURATION}s each)"
   echo
-  printf '| %-34s | %9s | %8s | %8s | %6s | %8s | %9s |\n' workload "req/s" "p50 ms" "p99 ms" errors "peak RSS" "vs healthz"
-  printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------------------------------" "-----------" "----------" "----------" "--------" "----------" "-----------"
-  local base=
+  printf '| %-38s | %9s | %8s | %8s | %6s | %8s | %9s | %10s |\n' workload "req/s" "p50 ms" "p99 ms" errors "peak RSS" "CPU µs/req" "vs healthz"
+  printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------" "-----------" "----------" "----------" "--------" "----------" "-----------" "------------"
+  local base sum=0 n=0
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r name fig _ <<<"$r"
+    read -r rps _ <<<"$fig"
+    if [[ "$name" == "GET /healthz"* ]]; then sum=$((sum + rps)); n=$((n + 1)); fi
+  done
+  base=$((n > 0 ? sum / n : 0))
   for r in "${ROWS[@]}"; do
     IFS='|' read -r name fig rss <<<"$r"
-    read -r rps p50 p99 errors <<<"$fig"
-    [ -z "$base" ] && base=$rps
-    printf '| %-34s | %9s | %8s | %8s | %6s | %5s MB | %9s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$rss" \
+    read -r rps p50 p99 errors cpu <<<"$fig"
+    printf '| %-38s | %9s | %8s | %8s | %6s | %5s MB | %10s | %10s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$rss" "$cpu" \
       "$(python3 -c "print(f'{$rps/$base:.2f}' if $base else '-')")"
   done
   ROWS=()
@@ -131,11 +146,12 @@ PY
   mint login ret- 1000 1000 "$WORK/warm.codes"
   xargs -P 8 -I{} curl -sf -o /dev/null -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"code\":\"{}\",\"appid\":\"$APPID\"}" <"$WORK/warm.codes"
-  local n=$((DURATION * 8000))
+  # More codes than the fastest run can use: a run that runs out would count errors.
+  local n=$((DURATION * 25000))
   mint login ret- 1000 "$n" "$WORK/returning.codes"
   mint login "new-$RANDOM-" "$n" "$n" "$WORK/new.codes"
   mint phone bench-me 1 "$n" "$WORK/phone.codes"
-  mint login up- 1000 "$((DURATION * 30000))" "$WORK/upstream.codes"
+  mint login up- 1000 "$((DURATION * 120000))" "$WORK/upstream.codes"
 
   local login="{\"code\":\"%s\",\"appid\":\"$APPID\"}"
   row "GET /healthz" "$(fixed "$SERVER/healthz" GET -)"
@@ -144,7 +160,8 @@ PY
   row "POST /api/v1/auth/login (returning)" "$(fresh "$SERVER/api/v1/auth/login" "$WORK/returning.codes" POST "$login")"
   row "POST /api/v1/auth/login (new user)" "$(fresh "$SERVER/api/v1/auth/login" "$WORK/new.codes" POST "$login")"
   row "POST /api/v1/me/phone (code)" "$(fresh "$SERVER/api/v1/me/phone" "$WORK/phone.codes" POST '{"code":"%s"}' "Authorization: Bearer $token")"
-  row "emulator GET /sns/jscode2session" "$(fresh "$EMU" "$WORK/upstream.codes" GET "/sns/jscode2session?appid=$APPID&secret=$SECRET&js_code=%s&grant_type=authorization_code")"
+  row "emulator GET /sns/jscode2session" "$(CPU_PID=$EMU_PID fresh "$EMU" "$WORK/upstream.codes" GET "/sns/jscode2session?appid=$APPID&secret=$SECRET&js_code=%s&grant_type=authorization_code")"
+  row "GET /healthz (again, last)" "$(fixed "$SERVER/healthz" GET -)"
   if [ "$SCALE" = 1 ] && [[ "$2" == postgres* ]]; then
     scale_up "$2"
     row "GET /api/v1/me (1M users, 1M sessions)" "$(fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $token")"
@@ -167,11 +184,21 @@ INSERT INTO identities (provider, appid, openid, unionid, user_id, created_at)
 ANALYZE users; ANALYZE identities;
 SQL
   local redis_port=${TEST_REDIS_URL##*:}
-  local before after
-  before=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r')
-  python3 - "$PREFIX" "$APPID" <<'PY' | redis-cli -p "$redis_port" --pipe >/dev/null
+  local before sessions indexes
+  used() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r'; }
+  before=$(used)
+  fill sessions | redis-cli -p "$redis_port" --pipe >/dev/null
+  sessions=$(used)
+  fill indexes | redis-cli -p "$redis_port" --pipe >/dev/null
+  indexes=$(used)
+  echo "bytes per session in Redis: $(( (sessions - before) / 1000000 )) for the session, $(( (indexes - sessions) / 1000000 )) more for its entry in its identity's index (used_memory over 1,000,000)"
+}
+
+# The Redis commands of 1,000,000 mini program logins: `sessions` or their `indexes`.
+fill() { # sessions|indexes
+  python3 - "$PREFIX" "$APPID" "$1" <<'PY'
 import base64, hashlib, os, sys, uuid
-prefix, appid = sys.argv[1], sys.argv[2]
+prefix, appid, part = sys.argv[1], sys.argv[2], sys.argv[3]
 out = sys.stdout.buffer
 def resp(*args):
     parts = [b"*%d\r\n" % len(args)]
@@ -180,24 +207,30 @@ def resp(*args):
         parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
     return b"".join(parts)
 for i in range(1_000_000):
-    # The sizes of real sessions: a v4 UUID user id, a 28-character openid, a 24-character key.
+    # What a mini program login writes (src/store/sessions.rs), with the sizes of real ones: a
+    # v4 UUID user id, a 28-character openid, a 16-byte session_key.
     digest = hashlib.sha256(i.to_bytes(16, "big")).digest()
-    key = f"{prefix}sess:{base64.urlsafe_b64encode(digest[:16]).decode().rstrip('=')}"
+    sid = base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
     openid = "o" + base64.urlsafe_b64encode(digest[16:]).decode()[:27]
-    # As src/store/sessions.rs writes it: a version byte, then postcard (varint-prefixed
-    # strings, 0/1 option tags), sealed (key id, 12-byte nonce, ciphertext, 16-byte tag). Only
-    # the size matters here, so the sealed bytes are random bytes of the sealed length.
-    def s(text):
-        b = text.encode()
-        return bytes([len(b)]) + b
-    some = lambda text: b"\x01" + s(text)
-    plain = (b"\x01" + s(str(uuid.UUID(bytes=digest[:16], version=4))) + some(appid) + some(openid)
-             + some(base64.b64encode(digest[:16]).decode()) + b"\x00" + b"\x00" + b"\x01")
+    # Format 2: a version byte, then postcard: the user id as a tag and 16 bytes, appid and
+    # openid as optional length-prefixed strings, the session_key as an optional tag and 16
+    # bytes, two empty options and a bool. Sealed: key id, 12-byte nonce, ciphertext, 16-byte
+    # tag. Only the size matters here, so the sealed bytes are random bytes of that length.
+    def text(t):
+        b = t.encode()
+        return b"\x01" + bytes([len(b)]) + b
+    plain = (b"\x02" + b"\x00" + digest[:16] + text(appid) + text(openid)
+             + b"\x01\x01" + digest[16:32] + b"\x00" + b"\x00" + b"\x01")
     value = b"\x01" + os.urandom(12 + len(plain) + 16)
-    out.write(resp("SET", key, value, "EX", 604800))
+    if part == "sessions":
+        out.write(resp("SET", f"{prefix}sess:{sid}", value, "EX", 604800))
+    else:
+        # The identity's index of its sessions, by hash (for unbinding to end them).
+        index = hashlib.sha256(appid.encode() + b"\x00" + openid.encode()).digest()[:16]
+        index = f"{prefix}isess:{base64.urlsafe_b64encode(index).decode().rstrip('=')}"
+        out.write(resp("SADD", index, sid))
+        out.write(resp("EXPIRE", index, 604800))
 PY
-  after=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r')
-  echo "bytes per session in Redis: $(( (after - before) / 1000000 )) (used_memory over 1,000,000 sessions)"
 }
 
 run_pass "PostgreSQL + Redis" "$TEST_POSTGRES_URL"
