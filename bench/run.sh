@@ -7,6 +7,9 @@
 #   bench/run.sh                 # PostgreSQL pass, then SQLite pass
 #   bench/run.sh --scale         # also: 1,000,000 users in PostgreSQL and 1,000,000 sessions in Redis
 #   BENCH_DURATION=10 BENCH_CONNECTIONS=64 bench/run.sh
+#   BENCH_ONLY='me|login' bench/run.sh     # only the workloads whose names match (and /healthz)
+#   BENCH_PROFILE=/tmp/prof bench/run.sh   # also a perf profile of the serving process per workload
+#   BENCH_SQLITE=0 bench/run.sh            # the PostgreSQL pass only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=0
@@ -14,9 +17,15 @@ SCALE=0
 DURATION=${BENCH_DURATION:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 THREADS=2
+ONLY=${BENCH_ONLY:-}
+PROFILE=${BENCH_PROFILE:-}
 
 source scripts/services.sh
 command -v wrk >/dev/null || apt_install wrk
+if [ -n "$PROFILE" ]; then
+  command -v perf >/dev/null || apt_install linux-perf
+  mkdir -p "$PROFILE"
+fi
 cargo build --release --bin wxlogin >&2
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wxlogin
 WORK=$(mktemp -d /tmp/wxlogin-bench.XXXXXX)
@@ -56,9 +65,20 @@ run_wrk() { # url header script script-args...
   local hdr=()
   [ -n "$header" ] && hdr=(-H "$header")
   local out pid=${CPU_PID:-$SERVER_PID} before after
+  local perf_pid=
+  if [ -n "$PROFILE" ]; then
+    # Software clock samples (these machines have no hardware counters), with call graphs.
+    perf record -q -F 499 -g -p "$pid" -o "$PROFILE/$SLUG.data" -- sleep "$DURATION" 2>/dev/null &
+    perf_pid=$!
+  fi
   before=$(cpu_ticks "$pid")
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" -s "$script" "$url" -- "$@" 2>&1 | grep '^RESULT' || true)
   after=$(cpu_ticks "$pid")
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" || true
+    perf report -i "$PROFILE/$SLUG.data" --stdio --no-children -g none --percent-limit 0.7 \
+      --sort dso,symbol 2>/dev/null | grep -v '^#' | grep -v '^$' >"$PROFILE/$SLUG.txt" || true
+  fi
   [ -n "$out" ] || { echo "0 0 0 -1 0"; return; }
   read -r _ requests micros p50 p99 errors <<<"$out"
   python3 -c "print(f'{$requests/($micros/1e6):.0f} {$p50/1000:.2f} {$p99/1000:.2f} $errors {($after-$before)/$(getconf CLK_TCK)*1e6/max($requests,1):.1f}')"
@@ -105,7 +125,16 @@ peak_rss_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/st
 
 # Rows: name rps p50 p99 errors rss
 ROWS=()
-row() { ROWS+=("$1|$2|$(peak_rss_mb)"); }
+# row name command args...: runs one workload (unless BENCH_ONLY leaves it out) and keeps its row.
+row() {
+  local name=$1
+  shift
+  if [ -n "$ONLY" ] && [[ "$name" != "GET /healthz"* ]] && ! [[ "$name" =~ $ONLY ]]; then return; fi
+  SLUG=$(tr -c 'A-Za-z0-9\n' '_' <<<"$PASS $name" | tr -s _)
+  local fig
+  fig=$("$@")
+  ROWS+=("$name|$fig|$(peak_rss_mb)")
+}
 # The yardstick is the mean of the /healthz runs (one first, one last), so that the machine
 # drifting during the pass moves every ratio alike.
 print_table() { # title
@@ -131,6 +160,7 @@ print_table() { # title
 }
 
 run_pass() { # title database-url
+  PASS=$1
   start_server "$2"
   # A signed-in user for /me, and one whose session_key is WeChat's published sample's.
   local code token sample_token
@@ -151,22 +181,22 @@ PY
   mint login ret- 1000 "$n" "$WORK/returning.codes"
   mint login "new-$RANDOM-" "$n" "$n" "$WORK/new.codes"
   mint phone bench-me 1 "$n" "$WORK/phone.codes"
-  mint login up- 1000 "$((DURATION * 120000))" "$WORK/upstream.codes"
+  mint login up- 1000 "$((DURATION * 200000))" "$WORK/upstream.codes"
 
   local login="{\"code\":\"%s\",\"appid\":\"$APPID\"}"
-  row "GET /healthz" "$(fixed "$SERVER/healthz" GET -)"
-  row "GET /api/v1/me" "$(fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $token")"
-  row "POST /api/v1/wechat/decrypt (sample)" "$(fixed "$SERVER/api/v1/wechat/decrypt" POST "$WORK/decrypt.json" "Authorization: Bearer $sample_token")"
-  row "POST /api/v1/auth/login (returning)" "$(fresh "$SERVER/api/v1/auth/login" "$WORK/returning.codes" POST "$login")"
-  row "POST /api/v1/auth/login (new user)" "$(fresh "$SERVER/api/v1/auth/login" "$WORK/new.codes" POST "$login")"
-  row "POST /api/v1/me/phone (code)" "$(fresh "$SERVER/api/v1/me/phone" "$WORK/phone.codes" POST '{"code":"%s"}' "Authorization: Bearer $token")"
-  row "emulator GET /sns/jscode2session" "$(CPU_PID=$EMU_PID fresh "$EMU" "$WORK/upstream.codes" GET "/sns/jscode2session?appid=$APPID&secret=$SECRET&js_code=%s&grant_type=authorization_code")"
-  row "GET /healthz (again, last)" "$(fixed "$SERVER/healthz" GET -)"
+  row "GET /healthz" fixed "$SERVER/healthz" GET -
+  row "GET /api/v1/me" fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $token"
+  row "POST /api/v1/wechat/decrypt (sample)" fixed "$SERVER/api/v1/wechat/decrypt" POST "$WORK/decrypt.json" "Authorization: Bearer $sample_token"
+  row "POST /api/v1/auth/login (returning)" fresh "$SERVER/api/v1/auth/login" "$WORK/returning.codes" POST "$login"
+  row "POST /api/v1/auth/login (new user)" fresh "$SERVER/api/v1/auth/login" "$WORK/new.codes" POST "$login"
+  row "POST /api/v1/me/phone (code)" fresh "$SERVER/api/v1/me/phone" "$WORK/phone.codes" POST '{"code":"%s"}' "Authorization: Bearer $token"
+  CPU_PID=$EMU_PID row "emulator GET /sns/jscode2session" fresh "$EMU" "$WORK/upstream.codes" GET "/sns/jscode2session?appid=$APPID&secret=$SECRET&js_code=%s&grant_type=authorization_code"
+  row "GET /healthz (again, last)" fixed "$SERVER/healthz" GET -
   if [ "$SCALE" = 1 ] && [[ "$2" == postgres* ]]; then
     scale_up "$2"
-    row "GET /api/v1/me (1M users, 1M sessions)" "$(fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $token")"
+    row "GET /api/v1/me (1M users, 1M sessions)" fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $token"
     mint login ret- 1000 "$n" "$WORK/returning2.codes"
-    row "POST /api/v1/auth/login (returning, 1M)" "$(fresh "$SERVER/api/v1/auth/login" "$WORK/returning2.codes" POST "$login")"
+    row "POST /api/v1/auth/login (returning, 1M)" fresh "$SERVER/api/v1/auth/login" "$WORK/returning2.codes" POST "$login"
   fi
   print_table "$1"
   stop_server
@@ -228,10 +258,10 @@ for i in range(1_000_000):
         # The identity's index of its sessions, by hash (for unbinding to end them).
         index = hashlib.sha256(appid.encode() + b"\x00" + openid.encode()).digest()[:16]
         index = f"{prefix}isess:{base64.urlsafe_b64encode(index).decode().rstrip('=')}"
-        out.write(resp("SADD", index, sid))
+        out.write(resp("APPEND", index, sid + " "))
         out.write(resp("EXPIRE", index, 604800))
 PY
 }
 
 run_pass "PostgreSQL + Redis" "$TEST_POSTGRES_URL"
-run_pass "SQLite + Redis" "sqlite://$WORK/bench.db?mode=rwc"
+[ "${BENCH_SQLITE:-1}" = 0 ] || run_pass "SQLite + Redis" "sqlite://$WORK/bench.db?mode=rwc"

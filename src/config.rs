@@ -78,6 +78,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WXLOGIN_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
     pub rate_limit_per_minute: u32,
 
+    /// Serving threads where Redis is set, each with its own connections to Redis, the database
+    /// and WeChat, so that a request's work stays on one thread; 0 is one per core. Without
+    /// Redis, one runtime serves (the in-process store is one).
+    #[arg(long, env = "WXLOGIN_THREADS", default_value_t = 0)]
+    pub threads: usize,
+
     /// Comma-separated IPs or CIDRs of proxies whose `X-Forwarded-For` is believed.
     #[arg(long, env = "WXLOGIN_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
@@ -211,6 +217,8 @@ pub struct Config {
     pub wechat_timeout: Duration,
     pub wechat_max_concurrent: usize,
     pub rate_limit_per_minute: u32,
+    /// Serving threads (0: one per core).
+    pub threads: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub miniprograms: Vec<AppCredentials>,
     pub website: Option<AppCredentials>,
@@ -262,6 +270,7 @@ struct FileConfig {
     wechat_timeout_ms: Option<u64>,
     wechat_max_concurrent: Option<usize>,
     rate_limit_per_minute: Option<u32>,
+    threads: Option<usize>,
     trusted_proxies: Option<Vec<String>>,
     miniprogram_appid: Option<String>,
     miniprogram_secret: Option<String>,
@@ -491,6 +500,7 @@ impl ServeArgs {
             wechat_timeout: Duration::from_millis(wechat_timeout_ms),
             wechat_max_concurrent,
             rate_limit_per_minute: pick!(rate_limit_per_minute),
+            threads: pick!(threads),
             trusted_proxies,
             miniprograms,
             website,
@@ -558,6 +568,7 @@ impl Config {
             wechat_timeout: Duration::from_secs(5),
             wechat_max_concurrent: 256,
             rate_limit_per_minute: 600,
+            threads: 0,
             trusted_proxies: Vec::new(),
             miniprograms: Vec::new(),
             website: None,

@@ -121,6 +121,13 @@ async fn run(command: Command, sub: Option<ArgMatches>) -> Result<(), Box<dyn st
         Command::Serve(_) => {
             let config = config::ServeArgs::resolve(&sub.expect("serve has its matches"))?;
             telemetry::init(config.log_format, std::io::stdout);
+            if config.redis_url.is_some() {
+                let threads = match config.threads {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    n => n,
+                };
+                return app::serve_threads(&config, threads, app::shutdown_signal()).await;
+            }
             let app = app::App::build(&config).await?;
             tracing::info!(port = app.port(), "serving; Swagger UI at /docs");
             app.run(app::shutdown_signal()).await?;

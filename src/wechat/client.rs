@@ -119,10 +119,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client whose calls in flight are capped by `in_flight` (shared where several runtimes
+    /// of one process each have a client).
     pub fn new(
         base: Url,
         timeout: Duration,
-        max_concurrent: usize,
+        in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     ) -> Result<Client, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -136,7 +138,7 @@ impl Client {
         Ok(Client {
             http,
             base,
-            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(max_concurrent)),
+            in_flight,
         })
     }
 
