@@ -212,7 +212,10 @@ pub async fn serve_threads(
             })?;
     }
     for ready in started {
-        if let Err(e) = ready.await.unwrap_or_else(|_| Err("a serving thread died".into())) {
+        if let Err(e) = ready
+            .await
+            .unwrap_or_else(|_| Err("a serving thread died".into()))
+        {
             let _ = stop.send(true);
             return Err(e.into());
         }

@@ -8,6 +8,25 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
+    sigterm_while_busy(&[]).await;
+}
+
+/// With Redis, `serve` runs one runtime per thread on one socket: each finishes its own.
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight_on_every_serving_thread() {
+    let prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
+    sigterm_while_busy(&[
+        (
+            "WXLOGIN_REDIS_URL",
+            std::env::var("TEST_REDIS_URL").unwrap(),
+        ),
+        ("WXLOGIN_REDIS_PREFIX", prefix),
+        ("WXLOGIN_THREADS", "3".into()),
+    ])
+    .await;
+}
+
+async fn sigterm_while_busy(env: &[(&str, String)]) {
     let app = spawn_app().await; // for its emulator
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -26,6 +45,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
         .env("WXLOGIN_MINIPROGRAM_APPID", APPID)
         .env("WXLOGIN_MINIPROGRAM_SECRET", SECRET)
         .env("WXLOGIN_WECHAT_API_BASE", &app.emu)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -39,20 +59,22 @@ async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // A login that WeChat takes a second to answer is in flight when SIGTERM comes.
-    app.fault(json!({"path": "/sns/jscode2session", "delayMs": 1000}))
+    // Logins that WeChat takes a second to answer, each on its own connection (so on whichever
+    // thread accepted it), are in flight when SIGTERM comes.
+    app.fault(json!({"path": "/sns/jscode2session", "delayMs": 1000, "times": 6}))
         .await;
-    let code = app.wx_login("walt").await;
-    let in_flight = tokio::spawn({
-        let (http, base) = (http.clone(), base.clone());
-        async move {
+    let mut in_flight = Vec::new();
+    for i in 0..6 {
+        let code = app.wx_login(&format!("walt{i}")).await;
+        let (http, base) = (reqwest::Client::new(), base.clone());
+        in_flight.push(tokio::spawn(async move {
             http.post(format!("{base}/api/v1/auth/login"))
                 .json(&json!({"code": code}))
                 .send()
                 .await
                 .map(|r| r.status().as_u16())
-        }
-    });
+        }));
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = server.id().unwrap().to_string();
     assert!(std::process::Command::new("kill")
@@ -61,10 +83,9 @@ async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
         .unwrap()
         .success());
 
-    assert_eq!(
-        in_flight.await.unwrap().expect("answered, not cut off"),
-        200
-    );
+    for login in in_flight {
+        assert_eq!(login.await.unwrap().expect("answered, not cut off"), 200);
+    }
     let status = tokio::time::timeout(Duration::from_secs(15), server.wait())
         .await
         .expect("exits")
