@@ -45,13 +45,13 @@ pub struct App {
 
 /// Connects to the database and runs its migrations.
 pub async fn database(config: &Config) -> Result<Users, StartError> {
-    let users = connect_database(config).await?;
+    let users = connect_database(config, 1).await?;
     users.migrate().await.map_err(StartError::Database)?;
     Ok(users)
 }
 
-async fn connect_database(config: &Config) -> Result<Users, StartError> {
-    Users::connect(config.database_url.expose_secret())
+async fn connect_database(config: &Config, pools: usize) -> Result<Users, StartError> {
+    Users::connect(config.database_url.expose_secret(), pools)
         .await
         .map_err(StartError::Database)
 }
@@ -170,6 +170,7 @@ pub async fn serve_threads(
     threads: usize,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let threads = threads.max(1);
     drop(database(config).await?);
     let listener = listen(config.listen).await?;
     let port = listener.local_addr()?.port();
@@ -177,7 +178,7 @@ pub async fn serve_threads(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut started = Vec::new();
     let mut finished = Vec::new();
-    for i in 0..threads.max(1) {
+    for i in 0..threads {
         let (config, listener) = (config.clone(), listener.try_clone()?);
         let (in_flight, mut stopped) = (in_flight.clone(), stopped.clone());
         let (ready, ready_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
@@ -195,7 +196,7 @@ pub async fn serve_threads(
                     Err(e) => return drop(ready.send(Err(e.to_string()))),
                 };
                 runtime.block_on(async move {
-                    let built = match connect_database(&config).await {
+                    let built = match connect_database(&config, threads).await {
                         Ok(users) => App::assemble(&config, users, listener, in_flight).await,
                         Err(e) => Err(e),
                     };

@@ -106,13 +106,16 @@ pub fn now() -> i64 {
 }
 
 impl Users {
-    /// Connects (the SQLite file is created where missing). Connections that are not handed out
-    /// within two seconds make a 503, not a queue without end.
-    pub async fn connect(url: &str) -> Result<Users> {
+    /// Connects (the SQLite file is created where missing), as one of `pools` pools of the
+    /// process (one per serving thread), which share 16 connections to PostgreSQL or 4 to
+    /// SQLite, at least 2 each. Connections that are not handed out within two seconds make a
+    /// 503, not a queue without end.
+    pub async fn connect(url: &str, pools: usize) -> Result<Users> {
         sqlx::any::install_default_drivers();
         let postgres = url.starts_with("postgres");
+        let total: usize = if postgres { 16 } else { 4 };
         let pool = AnyPoolOptions::new()
-            .max_connections(if postgres { 16 } else { 4 })
+            .max_connections((total / pools.max(1)).max(2) as u32)
             .acquire_timeout(Duration::from_secs(2))
             .connect(url)
             .await?;
