@@ -72,7 +72,7 @@ run_wrk() { # url header script script-args...
     perf_pid=$!
   fi
   before=$(cpu_ticks "$pid")
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" -s "$script" "$url" -- "$@" 2>&1 | grep '^RESULT' || true)
+  out=$(WRK_EXPECTED=${WRK_EXPECTED:-0} wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" -s "$script" "$url" -- "$@" 2>&1 | grep '^RESULT' || true)
   after=$(cpu_ticks "$pid")
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
@@ -83,8 +83,8 @@ run_wrk() { # url header script script-args...
   read -r _ requests micros p50 p99 errors <<<"$out"
   python3 -c "print(f'{$requests/($micros/1e6):.0f} {$p50/1000:.2f} {$p99/1000:.2f} $errors {($after-$before)/$(getconf CLK_TCK)*1e6/max($requests,1):.1f}')"
 }
-fixed() { # url method body-file|- [header]
-  run_wrk "$1" "${4:-}" bench/fixed.lua "$2" "$3"
+fixed() { # url method body-file|- [header] [expected: error statuses are the answer]
+  WRK_EXPECTED=$([ "${5:-}" = expected ] && echo 1 || echo 0) run_wrk "$1" "${4:-}" bench/fixed.lua "$2" "$3"
 }
 fresh() { # url codes-file method template [header]
   run_wrk "$1" "${5:-}" bench/fresh.lua "$2" "$THREADS" "$3" "$4"
@@ -186,6 +186,8 @@ PY
   local login="{\"code\":\"%s\",\"appid\":\"$APPID\"}"
   row "GET /healthz" fixed "$SERVER/healthz" GET -
   row "GET /api/v1/me" fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $token"
+  # One Redis round trip and a 401, nothing else: what a round trip costs, next to /me's two.
+  row "GET /api/v1/me (unknown token: 401)" fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $(python3 -c 'import uuid; print(uuid.uuid4())')" expected
   row "POST /api/v1/wechat/decrypt (sample)" fixed "$SERVER/api/v1/wechat/decrypt" POST "$WORK/decrypt.json" "Authorization: Bearer $sample_token"
   row "POST /api/v1/auth/login (returning)" fresh "$SERVER/api/v1/auth/login" "$WORK/returning.codes" POST "$login"
   row "POST /api/v1/auth/login (new user)" fresh "$SERVER/api/v1/auth/login" "$WORK/new.codes" POST "$login"
