@@ -47,10 +47,16 @@ for _ in $(seq 100); do curl -sf "$EMU/__emulator/calls" >/dev/null && break; sl
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 emu_post() { curl -sf -X POST "$EMU/__emulator$1" -H 'content-type: application/json' -d "$2"; }
-# Mints codes into a file, one a line.
+# Mints codes into a file, one a line (the emulator mints at most 1,000,000 a call).
 mint() { # kind prefix users count file
-  emu_post /codes "{\"appid\":\"$APPID\",\"kind\":\"$1\",\"userPrefix\":\"$2\",\"userCount\":$3,\"count\":$4}" \
-    | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["codes"]))' >"$5"
+  local left=$4 chunk
+  : >"$5"
+  while [ "$left" -gt 0 ]; do
+    chunk=$((left < 1000000 ? left : 1000000))
+    emu_post /codes "{\"appid\":\"$APPID\",\"kind\":\"$1\",\"userPrefix\":\"$2\",\"userCount\":$3,\"count\":$chunk}" \
+      | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["codes"]))' >>"$5"
+    left=$((left - chunk))
+  done
 }
 
 # CPU time (user + system, in clock ticks) a process has used.
@@ -216,21 +222,25 @@ INSERT INTO identities (provider, appid, openid, unionid, user_id, created_at)
 ANALYZE users; ANALYZE identities;
 SQL
   local redis_port=${TEST_REDIS_URL##*:}
-  local before sessions indexes
+  # A session as the server stored it at a login of this run: its length is the one filled in.
+  local real length before after
+  real=$(redis-cli -p "$redis_port" --scan --pattern "${PREFIX}sess:*" | head -1)
+  length=$(redis-cli -p "$redis_port" strlen "$real")
   used() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r'; }
   before=$(used)
-  fill sessions | redis-cli -p "$redis_port" --pipe >/dev/null
-  sessions=$(used)
-  fill indexes | redis-cli -p "$redis_port" --pipe >/dev/null
-  indexes=$(used)
-  echo "bytes per session in Redis: $(( (sessions - before) / 1000000 )) for the session, $(( (indexes - sessions) / 1000000 )) more for its entry in its identity's index (used_memory over 1,000,000)"
+  fill "$length" | redis-cli -p "$redis_port" --pipe >/dev/null
+  after=$(used)
+  echo "bytes per session in Redis: $(( (after - before) / 1000000 )) (used_memory over 1,000,000 sessions of $length bytes, the length the server stores)"
 }
 
-# The Redis commands of 1,000,000 mini program logins: `sessions` or their `indexes`.
-fill() { # sessions|indexes
-  python3 - "$PREFIX" "$APPID" "$1" <<'PY'
-import base64, hashlib, os, sys, uuid
-prefix, appid, part = sys.argv[1], sys.argv[2], sys.argv[3]
+# The Redis commands of 1,000,000 sessions as a mini program login writes them
+# (src/store/sessions.rs): key and time to live as the server's, values of the given length
+# (pointer to the user's cache entry, then the sealed session: random bytes, since only the
+# size matters here).
+fill() { # value-length
+  python3 - "$PREFIX" "$1" <<'PY'
+import base64, hashlib, os, sys
+prefix, length = sys.argv[1], int(sys.argv[2])
 out = sys.stdout.buffer
 def resp(*args):
     parts = [b"*%d\r\n" % len(args)]
@@ -239,29 +249,9 @@ def resp(*args):
         parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
     return b"".join(parts)
 for i in range(1_000_000):
-    # What a mini program login writes (src/store/sessions.rs), with the sizes of real ones: a
-    # v4 UUID user id, a 28-character openid, a 16-byte session_key.
     digest = hashlib.sha256(i.to_bytes(16, "big")).digest()
     sid = base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
-    openid = "o" + base64.urlsafe_b64encode(digest[16:]).decode()[:27]
-    # Format 2: a version byte, then postcard: the user id as a tag and 16 bytes, appid and
-    # openid as optional length-prefixed strings, the session_key as an optional tag and 16
-    # bytes, two empty options and a bool. Sealed: key id, 12-byte nonce, ciphertext, 16-byte
-    # tag. Only the size matters here, so the sealed bytes are random bytes of that length.
-    def text(t):
-        b = t.encode()
-        return b"\x01" + bytes([len(b)]) + b
-    plain = (b"\x02" + b"\x00" + digest[:16] + text(appid) + text(openid)
-             + b"\x01\x01" + digest[16:32] + b"\x00" + b"\x00" + b"\x01")
-    value = b"\x01" + os.urandom(12 + len(plain) + 16)
-    if part == "sessions":
-        out.write(resp("SET", f"{prefix}sess:{sid}", value, "EX", 604800))
-    else:
-        # The identity's index of its sessions, by hash (for unbinding to end them).
-        index = hashlib.sha256(appid.encode() + b"\x00" + openid.encode()).digest()[:16]
-        index = f"{prefix}isess:{base64.urlsafe_b64encode(index).decode().rstrip('=')}"
-        out.write(resp("APPEND", index, sid + " "))
-        out.write(resp("EXPIRE", index, 604800))
+    out.write(resp("SET", f"{prefix}sess:{sid}", os.urandom(length), "EX", 604800))
 PY
 }
 

@@ -403,6 +403,7 @@ impl Accounts {
             appid: app.appid.clone(),
             openid: wx.openid.clone(),
             unionid: wx.unionid.clone(),
+            binding: None,
         };
         let mut unionid_known = wx.unionid.is_some();
         let (user_id, is_new_user) = match users.find_identity(&app.appid, &wx.openid).await? {
@@ -481,6 +482,10 @@ impl Accounts {
         session: Session,
         replay_key: Option<&str>,
     ) -> Result<SignedIn> {
+        let mut session = session;
+        if let (Some(appid), Some(openid)) = (&session.appid, &session.openid) {
+            session.binding = user.identity(appid, openid).and_then(|i| i.binding);
+        }
         let sealer = &self.inner.sealer;
         let replay = |token: &Token| {
             let key = replay_key?;
@@ -639,6 +644,7 @@ impl Accounts {
             appid: pending.appid.clone(),
             openid: pending.openid.clone(),
             unionid: pending.unionid,
+            binding: None,
         };
         let (owner, added) = self
             .inner
@@ -747,16 +753,30 @@ impl Accounts {
         }
     }
 
-    /// The session of a bearer token.
-    pub async fn authenticate(&self, token: &str) -> Result<(Token, Session)> {
+    /// The session of a bearer token, and its user: one round trip to Redis where the user
+    /// cache holds the user. A session of a WeChat identity is good while its user has that
+    /// identity with the binding the session was made with, so an unbinding ends every session
+    /// of it, and binding the openid again does not bring them back.
+    pub async fn authenticate(&self, token: &str) -> Result<(Token, Session, User)> {
         let token = Token::parse(token).ok_or_else(Error::unauthenticated)?;
-        let session = self
+        let (session, entry) = self
             .inner
             .sessions
             .get(&token)
             .await?
             .ok_or_else(Error::unauthenticated)?;
-        Ok((token, session))
+        let cached = entry.and_then(|e| self.inner.users.from_entry(&session.user_id, &e));
+        let user = match cached {
+            Some(user) => user,
+            None => self.user(&session.user_id).await?,
+        };
+        if let (Some(appid), Some(openid)) = (&session.appid, &session.openid) {
+            match user.identity(appid, openid) {
+                Some(i) if i.binding == session.binding => {}
+                _ => return Err(Error::unauthenticated()),
+            }
+        }
+        Ok((token, session, user))
     }
 
     /// Gives a session the new session_key of a fresh `wx.login` code; the old key is kept for

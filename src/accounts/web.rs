@@ -220,6 +220,7 @@ impl Accounts {
             appid: app.appid.clone(),
             openid: token.openid.clone(),
             unionid: unionid.clone(),
+            binding: None,
         };
         let users = &self.inner.users;
         let (user_id, is_new_user) = match users.find_identity(&app.appid, &token.openid).await? {

@@ -76,7 +76,7 @@ impl AuthApi {
         auth: BearerAuth,
         body: Json<CodeRequest>,
     ) -> Reply<RefreshOk, RefreshErrors> {
-        let (token, session) = session(&accounts, &auth).await?;
+        let (token, session, _) = session(&accounts, &auth).await?;
         accounts.refresh(&token, session, &body.0.code).await?;
         Ok(RefreshOk::Ok(Json(RefreshBody {
             token: token.reveal(),
@@ -93,7 +93,7 @@ impl AuthApi {
         accounts: Data<&Accounts>,
         auth: BearerAuth,
     ) -> Reply<LogoutOk, LogoutErrors> {
-        let (token, _) = session(&accounts, &auth).await?;
+        let (token, _, _) = session(&accounts, &auth).await?;
         accounts.logout(&token).await?;
         Ok(LogoutOk::Done)
     }

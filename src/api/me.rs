@@ -59,10 +59,8 @@ impl MeApi {
     /// The signed-in user
     #[oai(path = "/", method = "get", operation_id = "getMe")]
     async fn get(&self, accounts: Data<&Accounts>, auth: BearerAuth) -> Reply<UserOk, MeErrors> {
-        let (_, session) = session(&accounts, &auth).await?;
-        Ok(UserOk::Ok(Json(
-            accounts.user(&session.user_id).await?.into(),
-        )))
+        let (_, _, user) = session(&accounts, &auth).await?;
+        Ok(UserOk::Ok(Json(user.into())))
     }
 
     /// Change nickname or avatar
@@ -75,7 +73,7 @@ impl MeApi {
         auth: BearerAuth,
         body: Json<ProfilePatch>,
     ) -> Reply<UserOk, PatchErrors> {
-        let (_, session) = session(&accounts, &auth).await?;
+        let (_, session, _) = session(&accounts, &auth).await?;
         let change = ProfileChange {
             nickname: text_change("nickname", body.0.nickname, |v| {
                 !v.trim().is_empty() && v.chars().count() <= 64
@@ -110,7 +108,7 @@ impl MeApi {
         auth: BearerAuth,
         body: Json<PhoneRequest>,
     ) -> Reply<PhoneOk, PhoneErrors> {
-        let (_, session) = session(&accounts, &auth).await?;
+        let (_, session, _) = session(&accounts, &auth).await?;
         let phone = match body.0 {
             PhoneRequest { code: Some(code), encrypted_data: None, iv: None } => accounts.phone_by_code(&session, &code).await?,
             PhoneRequest { code: None, encrypted_data: Some(data), iv: Some(iv) } => {
@@ -136,7 +134,7 @@ impl MeApi {
         auth: BearerAuth,
         body: Json<CredentialsRequest>,
     ) -> Reply<UserOk, CredentialsErrors> {
-        let (_, session) = session(&accounts, &auth).await?;
+        let (_, session, _) = session(&accounts, &auth).await?;
         let Json(req) = body;
         let user = accounts
             .set_credentials(&session.user_id, &req.username, req.password.into())
@@ -159,7 +157,7 @@ impl MeApi {
         auth: BearerAuth,
         appid: Path<String>,
     ) -> Reply<Unbound, UnbindErrors> {
-        let (_, session) = session(&accounts, &auth).await?;
+        let (_, session, _) = session(&accounts, &auth).await?;
         accounts.unbind(&session.user_id, &appid.0).await?;
         Ok(Unbound::Done)
     }

@@ -22,6 +22,7 @@ use poem_openapi::{auth::Bearer, OpenApiService, SecurityScheme, Tags};
 use crate::accounts::Accounts;
 use crate::error::{Code, Error};
 use crate::store::sessions::{Session, Token};
+use crate::store::users::User;
 use crate::telemetry;
 use errors::ErrorBody;
 
@@ -47,8 +48,8 @@ pub enum Tag {
 #[oai(ty = "bearer", bearer_format = "UUID")]
 pub struct BearerAuth(Bearer);
 
-/// The session behind a bearer token, or `unauthenticated`.
-async fn session(accounts: &Accounts, auth: &BearerAuth) -> Result<(Token, Session), Error> {
+/// The session behind a bearer token and its user, or `unauthenticated`.
+async fn session(accounts: &Accounts, auth: &BearerAuth) -> Result<(Token, Session, User), Error> {
     accounts.authenticate(&auth.0.token).await
 }
 

@@ -35,7 +35,7 @@ impl WechatApi {
         auth: BearerAuth,
         body: Json<DecryptRequest>,
     ) -> Reply<DecryptOk, DecryptErrors> {
-        let (_, session) = session(&accounts, &auth).await?;
+        let (_, session, _) = session(&accounts, &auth).await?;
         let req = body.0;
         let signed = match (&req.raw_data, &req.signature) {
             (Some(raw), Some(sig)) => Some((raw.as_str(), sig.as_str())),

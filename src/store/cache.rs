@@ -29,7 +29,7 @@ const LEASE: u8 = 0;
 const VALUE: u8 = 1;
 /// The layout of a value's plain bytes; bumped when the cached types change, so that nodes of
 /// the old and new versions each see the other's entries as misses.
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -40,9 +40,20 @@ pub struct Cache {
     sealer: Sealer,
 }
 
+/// Where the entries of users are, by the pointer to each.
+pub const USER_PREFIX: &str = "uc:u:";
+/// The length of a pointer to a user's entry (`user_pointer`).
+pub const POINTER_LEN: usize = 22;
+
 /// The entry of a user, by id.
 pub fn user_key(user_id: &str) -> String {
-    hashed("uc:u:", &[user_id])
+    format!("{USER_PREFIX}{}", user_pointer(user_id))
+}
+
+/// What names a user's entry after `USER_PREFIX`: 128 bits of a hash of the id, so that what
+/// points at it (a session) names no user.
+pub fn user_pointer(user_id: &str) -> String {
+    hashed("", &[user_id])
 }
 
 /// The entry of an identity (which user an openid of an app belongs to).
@@ -123,7 +134,9 @@ impl Cache {
         }
     }
 
-    fn open<T: DeserializeOwned>(&self, key: &str, entry: &[u8]) -> Option<T> {
+    /// The value of an entry read already (with a session); None where it is a lease or does
+    /// not open.
+    pub fn open<T: DeserializeOwned>(&self, key: &str, entry: &[u8]) -> Option<T> {
         let (&VALUE, sealed) = entry.split_first()? else {
             return None;
         };

@@ -25,7 +25,8 @@ pub struct Kv {
 enum Backend {
     Redis(Box<ConnectionManager>),
     /// A Redis Cluster. Every operation touches one key (or keys of one slot), so each is served
-    /// by one node; the several keys of `set_and_add` are single-slot steps there.
+    /// by one node; the several keys of `set_also` and `get_touch_follow` are single-slot steps
+    /// there.
     Cluster(Box<ClusterConnection>),
     Memory(Arc<Mutex<Memory>>),
 }
@@ -191,23 +192,19 @@ impl Kv {
         }
     }
 
-    /// Sets a value and appends an item to a list kept as one string (restarting the list's
-    /// time to live), and sets `also` where given: one round trip on Redis; on a cluster, where
-    /// the keys live in different slots, one per key. A string is the smallest list Redis
-    /// keeps (a set of one member took 300 bytes more). Not a transaction: the callers (a new
-    /// session, its index and its login's answer) need only that each write happens or fails; a
+    /// Sets a value, and `also` where given: one round trip on Redis; on a cluster, where the
+    /// keys live in different slots, one per key. Not a transaction: the callers (a new session
+    /// and its login's answer for retries) need only that each write happens or fails; a
     /// session whose token was never handed out is unreachable.
-    pub async fn set_and_append(
+    pub async fn set_also(
         &self,
         key: &str,
         value: &[u8],
         ttl: Duration,
-        list: &str,
-        item: &str,
         also: Option<(&str, &[u8], Duration)>,
     ) -> Result<()> {
-        match &self.backend {
-            Backend::Redis(_) => {
+        match (&self.backend, also) {
+            (Backend::Redis(_), Some((also, also_value, also_ttl))) => {
                 let mut pipe = redis::pipe();
                 pipe.cmd("SET")
                     .arg(self.key(key))
@@ -215,31 +212,73 @@ impl Kv {
                     .arg("EX")
                     .arg(secs(ttl))
                     .ignore()
-                    .cmd("APPEND")
-                    .arg(self.key(list))
-                    .arg(item)
-                    .ignore()
-                    .cmd("EXPIRE")
-                    .arg(self.key(list))
-                    .arg(secs(ttl))
+                    .cmd("SET")
+                    .arg(self.key(also))
+                    .arg(also_value)
+                    .arg("EX")
+                    .arg(secs(also_ttl))
                     .ignore();
-                if let Some((key, value, ttl)) = also {
-                    pipe.cmd("SET")
-                        .arg(self.key(key))
-                        .arg(value)
-                        .arg("EX")
-                        .arg(secs(ttl))
-                        .ignore();
-                }
                 self.pipeline(&pipe).await
             }
-            _ => {
+            (_, also) => {
                 self.set(key, value, ttl).await?;
-                self.append(list, item, ttl).await?;
                 if let Some((key, value, ttl)) = also {
                     self.set(key, value, ttl).await?;
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// Reads a value and restarts its time to live (as `get_touch`), and reads the key its
+    /// first `pointer_len` bytes name after `follow_prefix`, where the value is longer than
+    /// that: `(value, followed)`. One round trip on Redis (a Lua script; the followed key is
+    /// not declared, which a single Redis allows); two on a cluster, where it may live on
+    /// another node. A value whose first bytes are not a pointer follows to a key that is not
+    /// there.
+    pub async fn get_touch_follow(
+        &self,
+        key: &str,
+        ttl: Duration,
+        follow_prefix: &str,
+        pointer_len: usize,
+    ) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>> {
+        const SCRIPT: &str = "local v = redis.call('GETEX', KEYS[1], 'EX', ARGV[1]) \
+            if not v then return false end \
+            local n = tonumber(ARGV[3]) \
+            if string.len(v) <= n then return {v} end \
+            local f = redis.call('GET', ARGV[2] .. string.sub(v, 1, n)) \
+            if not f then return {v} end \
+            return {v, f}";
+        static FOLLOW: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(SCRIPT));
+        let pointer = |v: &[u8]| {
+            let p = v.get(..pointer_len).filter(|_| v.len() > pointer_len)?;
+            Some(format!("{follow_prefix}{}", String::from_utf8_lossy(p)))
+        };
+        match &self.backend {
+            Backend::Redis(c) => {
+                let mut invocation = FOLLOW.key(self.key(key));
+                invocation
+                    .arg(secs(ttl))
+                    .arg(self.key(follow_prefix))
+                    .arg(pointer_len);
+                let found: Option<Vec<Vec<u8>>> = invocation.invoke_async(&mut *c.clone()).await?;
+                Ok(found.and_then(|parts| {
+                    let mut parts = parts.into_iter();
+                    Some((parts.next()?, parts.next()))
+                }))
+            }
+            _ => {
+                let Some(value) = self.get_touch(key, ttl).await? else {
+                    return Ok(None);
+                };
+                let followed = match pointer(&value) {
+                    // Bytes that are no text name no key of ours.
+                    Some(k) if !k.contains('\u{fffd}') => self.get(&k).await?,
+                    _ => None,
+                };
+                Ok(Some((value, followed)))
             }
         }
     }
@@ -402,64 +441,7 @@ impl Kv {
         }
     }
 
-    /// Appends to a string (made where absent) and restarts its time to live.
-    pub async fn append(&self, key: &str, item: &str, ttl: Duration) -> Result<()> {
-        match &self.backend {
-            Backend::Memory(m) => {
-                let mut m = Self::mem(m);
-                let key = self.key(key);
-                let mut value = m.live(&key).map(|(v, _)| v.clone()).unwrap_or_default();
-                value.extend_from_slice(item.as_bytes());
-                m.insert(key, value, ttl);
-                Ok(())
-            }
-            _ => {
-                let mut pipe = redis::pipe();
-                pipe.cmd("APPEND")
-                    .arg(self.key(key))
-                    .arg(item)
-                    .ignore()
-                    .cmd("EXPIRE")
-                    .arg(self.key(key))
-                    .arg(secs(ttl))
-                    .ignore();
-                self.pipeline(&pipe).await
-            }
-        }
-    }
-
-    /// Adds a member to a set and restarts the set's time to live.
-    pub async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()> {
-        match &self.backend {
-            Backend::Memory(m) => {
-                let mut m = Self::mem(m);
-                let key = self.key(key);
-                let now = Instant::now();
-                let entry = m.sets.entry(key).or_insert_with(|| (HashSet::new(), now));
-                if entry.1 <= now {
-                    entry.0.clear();
-                }
-                entry.0.insert(member.to_string());
-                entry.1 = now + ttl;
-                Ok(())
-            }
-            _ => {
-                let mut pipe = redis::pipe();
-                pipe.atomic()
-                    .cmd("SADD")
-                    .arg(self.key(key))
-                    .arg(member)
-                    .ignore()
-                    .cmd("EXPIRE")
-                    .arg(self.key(key))
-                    .arg(secs(ttl))
-                    .ignore();
-                self.pipeline(&pipe).await
-            }
-        }
-    }
-
-    /// Takes a set away: its members, and the set is gone.
+    /// Takes a set away: its members, and the set is gone (for indexes written before 0.2).
     pub async fn set_take(&self, key: &str) -> Result<Vec<String>> {
         match &self.backend {
             Backend::Memory(m) => {

@@ -3,6 +3,12 @@
 //! The token is a v4 UUID handed to the client once. The store is keyed by the token's SHA-256,
 //! so a copy of Redis holds no token a thief could present, and a lookup's timing depends on the
 //! hash, not on how much of a guessed token is right. The session_key never leaves the server.
+//!
+//! A stored session is `[pointer][sealed session]`, where the pointer names its user's entry in
+//! the user cache (`store::cache`), so that reading a session reads its user in the same round
+//! trip. No index of an identity's sessions is kept: a session of an identity is good while
+//! its user has that identity with the binding the session was made with (`accounts` checks),
+//! so unbinding ends them all at once, on every node.
 
 use std::fmt;
 use std::time::Duration;
@@ -12,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{kv::Kv, seal::Sealer, StoreError};
+use super::{cache, kv::Kv, seal::Sealer, StoreError};
 
 /// A bearer token: a v4 UUID.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,20 +54,9 @@ impl Token {
     }
 }
 
-/// The key of a session by its id (an identity's index is its sessions' ids, each followed by a
-/// space).
+/// The key of a session by its id.
 fn session_key_of(id: &str) -> String {
     format!("sess:{id}")
-}
-
-/// The index of an identity's sessions, by 128 bits of SHA-256: no openid in clear.
-fn identity_key(appid: &str, openid: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(appid)
-        .chain_update([0])
-        .chain_update(openid)
-        .finalize();
-    format!("isess:{}", URL_SAFE_NO_PAD.encode(&digest[..16]))
 }
 
 /// The index as wxlogin before 0.2 named it, with keys as members: still emptied on unbinding,
@@ -82,15 +77,16 @@ impl fmt::Debug for Token {
     }
 }
 
-/// The first byte of a stored session; a new layout takes a new number. Format 1 (the fields
-/// below as they are) is still read, so that sessions outlive an upgrade.
+/// The first byte of a stored session; a new layout takes a new number. Formats 1 (`V1`) and 2
+/// (`Compact` without `binding`) are still read, so that sessions outlive an upgrade.
 const SESSION_FORMAT_1: u8 = 1;
-/// Format 2: a UUID user id and a session_key of 16 bytes kept as raw bytes (28 bytes less).
-const SESSION_FORMAT: u8 = 2;
+const SESSION_FORMAT_2: u8 = 2;
+/// Format 3: `Compact`, whose UUID user id and 16-byte session_keys are raw bytes.
+const SESSION_FORMAT: u8 = 3;
 
 /// What a token stands for. Stored as postcard (no field names) in the compact layout of
-/// `Compact`, so that a session takes about 90 bytes of value in Redis; see `encode`.
-#[derive(Clone, Serialize, Deserialize)]
+/// `Compact`, so that a session takes under 100 bytes before its seal and pointer; see `encode`.
+#[derive(Clone)]
 pub struct Session {
     pub user_id: String,
     /// The mini program, for a session made by a WeChat login (not by a password).
@@ -104,6 +100,22 @@ pub struct Session {
     pub previous_until: Option<i64>,
     /// The identity's unionid is recorded already: decrypted data need not record it.
     pub unionid_known: bool,
+    /// The binding of the identity it signs in (`store::users::Identity::binding`): the
+    /// session is good while the identity has this one. None for sessions of no identity, of
+    /// rows bound before bindings had numbers, and stored before format 3.
+    pub binding: Option<i64>,
+}
+
+/// A session as format 1 stored it.
+#[derive(Serialize, Deserialize)]
+struct V1 {
+    user_id: String,
+    appid: Option<String>,
+    openid: Option<String>,
+    session_key: Option<String>,
+    previous_key: Option<String>,
+    previous_until: Option<i64>,
+    unionid_known: bool,
 }
 
 /// A text as stored: the shapes a million sessions repeat, as raw bytes.
@@ -143,9 +155,22 @@ impl Text {
     }
 }
 
-/// `Session` as format 2 stores it.
+/// `Session` as format 3 stores it (format 2: the same without `binding`).
 #[derive(Serialize, Deserialize)]
 struct Compact {
+    user_id: Text,
+    appid: Option<String>,
+    openid: Option<String>,
+    session_key: Option<Text>,
+    previous_key: Option<Text>,
+    previous_until: Option<i64>,
+    unionid_known: bool,
+    binding: Option<i64>,
+}
+
+/// `Session` as format 2 stored it.
+#[derive(Deserialize)]
+struct Compact2 {
     user_id: Text,
     appid: Option<String>,
     openid: Option<String>,
@@ -166,6 +191,7 @@ impl Session {
             previous_key: self.previous_key.as_deref().map(Text::pack),
             previous_until: self.previous_until,
             unionid_known: self.unionid_known,
+            binding: self.binding,
         };
         let mut bytes = vec![SESSION_FORMAT];
         bytes.extend(postcard::to_allocvec(&compact).expect("a session always encodes"));
@@ -176,23 +202,43 @@ impl Session {
     /// version byte must be known and every byte must be used.
     pub fn decode(bytes: &[u8]) -> Option<Session> {
         let (&format, rest) = bytes.split_first()?;
+        fn whole<'a, T: Deserialize<'a>>(rest: &'a [u8]) -> Option<T> {
+            match postcard::take_from_bytes::<T>(rest) {
+                Ok((value, [])) => Some(value),
+                _ => None,
+            }
+        }
         match format {
-            SESSION_FORMAT => match postcard::take_from_bytes::<Compact>(rest) {
-                Ok((c, [])) => Some(Session {
-                    user_id: c.user_id.unpack(),
-                    appid: c.appid,
-                    openid: c.openid,
-                    session_key: c.session_key.map(Text::unpack),
-                    previous_key: c.previous_key.map(Text::unpack),
-                    previous_until: c.previous_until,
-                    unionid_known: c.unionid_known,
-                }),
-                _ => None,
-            },
-            SESSION_FORMAT_1 => match postcard::take_from_bytes(rest) {
-                Ok((session, [])) => Some(session),
-                _ => None,
-            },
+            SESSION_FORMAT => whole::<Compact>(rest).map(|c| Session {
+                user_id: c.user_id.unpack(),
+                appid: c.appid,
+                openid: c.openid,
+                session_key: c.session_key.map(Text::unpack),
+                previous_key: c.previous_key.map(Text::unpack),
+                previous_until: c.previous_until,
+                unionid_known: c.unionid_known,
+                binding: c.binding,
+            }),
+            SESSION_FORMAT_2 => whole::<Compact2>(rest).map(|c| Session {
+                user_id: c.user_id.unpack(),
+                appid: c.appid,
+                openid: c.openid,
+                session_key: c.session_key.map(Text::unpack),
+                previous_key: c.previous_key.map(Text::unpack),
+                previous_until: c.previous_until,
+                unionid_known: c.unionid_known,
+                binding: None,
+            }),
+            SESSION_FORMAT_1 => whole::<V1>(rest).map(|v| Session {
+                user_id: v.user_id,
+                appid: v.appid,
+                openid: v.openid,
+                session_key: v.session_key,
+                previous_key: v.previous_key,
+                previous_until: v.previous_until,
+                unionid_known: v.unionid_known,
+                binding: None,
+            }),
             _ => None,
         }
     }
@@ -216,6 +262,7 @@ impl Session {
             previous_key: None,
             previous_until: None,
             unionid_known: false,
+            binding: None,
         }
     }
 
@@ -229,6 +276,7 @@ impl Session {
             previous_key: None,
             previous_until: None,
             unionid_known: false,
+            binding: None,
         }
     }
 
@@ -242,6 +290,7 @@ impl Session {
             previous_key: None,
             previous_until: None,
             unionid_known: false,
+            binding: None,
         }
     }
 }
@@ -274,14 +323,13 @@ impl Sessions {
         self.ttl
     }
 
-    /// Stores a new session and returns its token. A WeChat session is also listed under its
-    /// identity, so that unbinding the identity can end its sessions.
+    /// Stores a new session and returns its token.
     pub async fn create(&self, session: &Session) -> Result<Token, StoreError> {
         self.create_with(session, |_| None).await
     }
 
     /// `create`, writing in the same round trip what `also` makes of the new token (a key, its
-    /// value and time to live), where the session is a WeChat one.
+    /// value and time to live).
     pub async fn create_with(
         &self,
         session: &Session,
@@ -292,46 +340,27 @@ impl Sessions {
         let also = also
             .as_ref()
             .map(|(k, v, t)| (k.as_str(), v.as_slice(), *t));
-        match (&session.appid, &session.openid) {
-            (Some(appid), Some(openid)) => {
-                let key = token.storage_key();
-                let index = identity_key(appid, openid);
-                let sealed = self.sealer.seal(&key, &session.encode());
-                self.kv
-                    .set_and_append(
-                        &key,
-                        &sealed,
-                        self.ttl,
-                        &index,
-                        &format!("{} ", token.id()),
-                        also,
-                    )
-                    .await?;
-            }
-            _ => {
-                self.put(&token, session).await?;
-                if let Some((key, value, ttl)) = also {
-                    self.kv.set(key, value, ttl).await?;
-                }
-            }
-        }
+        let key = token.storage_key();
+        self.kv
+            .set_also(&key, &self.stored(&key, session), self.ttl, also)
+            .await?;
         Ok(token)
     }
 
-    /// Ends every session of a WeChat identity.
+    /// A session as stored: the pointer to its user's cache entry, then the sealed session.
+    fn stored(&self, key: &str, session: &Session) -> Vec<u8> {
+        let mut value = cache::user_pointer(&session.user_id).into_bytes();
+        value.extend(self.sealer.seal(key, &session.encode()));
+        value
+    }
+
+    /// Ends the sessions that wxlogin before 0.2 listed under an identity. (Since, a session of
+    /// an identity ends when the identity goes: `accounts::authenticate`.)
     pub async fn end_identity(&self, appid: &str, openid: &str) -> Result<usize, StoreError> {
-        let index = self.kv.take(&identity_key(appid, openid)).await?;
-        let index = String::from_utf8_lossy(index.as_deref().unwrap_or_default()).into_owned();
-        let ids: Vec<&str> = index.split_whitespace().collect();
-        let legacy = self
+        let keys = self
             .kv
             .set_take(&legacy_identity_key(appid, openid))
             .await?;
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|id| session_key_of(id))
-            .chain(legacy)
-            .collect();
         for key in &keys {
             self.kv.del(key).await?;
         }
@@ -342,22 +371,41 @@ impl Sessions {
     pub async fn put(&self, token: &Token, session: &Session) -> Result<(), StoreError> {
         let key = token.storage_key();
         self.kv
-            .set(&key, &self.sealer.seal(&key, &session.encode()), self.ttl)
+            .set(&key, &self.stored(&key, session), self.ttl)
             .await
     }
 
-    /// The session of a token, restarting its time to live; None when unknown or expired.
-    pub async fn get(&self, token: &Token) -> Result<Option<Session>, StoreError> {
+    /// The session of a token, restarting its time to live, with its user's cache entry where
+    /// the cache holds one (read in the same round trip); None when unknown or expired.
+    pub async fn get(
+        &self,
+        token: &Token,
+    ) -> Result<Option<(Session, Option<Vec<u8>>)>, StoreError> {
         let key = token.storage_key();
-        let Some(bytes) = self.kv.get_touch(&key, self.ttl).await? else {
+        let Some((bytes, user_entry)) = self
+            .kv
+            .get_touch_follow(&key, self.ttl, cache::USER_PREFIX, cache::POINTER_LEN)
+            .await?
+        else {
             return Ok(None);
+        };
+        // Stored before pointers: the sealed session alone. An unsealed one starts with 0,
+        // which no pointer does; a sealed one opens at one offset only.
+        let pointed = match bytes.first() {
+            Some(0) => None,
+            _ => bytes
+                .get(cache::POINTER_LEN..)
+                .and_then(|sealed| self.sealer.open(&key, sealed)),
+        };
+        let (plain, user_entry) = match pointed {
+            Some(plain) => (Some(plain), user_entry),
+            None => (self.sealer.open(&key, &bytes), None),
         };
         // An entry that does not open or parse (another key, an incompatible version) is no
         // session.
-        Ok(self
-            .sealer
-            .open(&key, &bytes)
-            .and_then(|plain| Session::decode(&plain)))
+        Ok(plain
+            .and_then(|plain| Session::decode(&plain))
+            .map(|session| (session, user_entry)))
     }
 
     /// Ends a session; true when it existed.
@@ -389,6 +437,7 @@ mod tests {
             previous_key: Some("old".into()),
             previous_until: Some(100),
             unionid_known: false,
+            binding: None,
         };
         assert_eq!(s.decryption_keys(99).collect::<Vec<_>>(), ["new", "old"]);
         assert_eq!(s.decryption_keys(100).collect::<Vec<_>>(), ["new"]);
@@ -424,6 +473,7 @@ mod encoding_tests {
             assert_eq!(back.previous_key, s.previous_key);
             assert_eq!(back.previous_until, s.previous_until);
             assert_eq!(back.unionid_known, s.unionid_known);
+            assert_eq!(back.binding, s.binding);
         }
         let s = Session::wechat(
             USER,
@@ -431,8 +481,11 @@ mod encoding_tests {
             "oGZUI0egBJY1zhBYw2KhdUfwVJJE",
             KEY.into(),
         );
+        // 89 bytes of fields and up to 6 of the binding.
+        let mut s = s;
+        s.binding = Some(i64::from(u32::MAX >> 1));
         assert!(
-            s.encode().len() <= 90,
+            s.encode().len() <= 95,
             "compact: {} bytes",
             s.encode().len()
         );
@@ -448,12 +501,83 @@ mod encoding_tests {
 
     #[test]
     fn sessions_stored_before_the_compact_format_still_read() {
-        let old = Session::wechat(USER, "wx1", "o", KEY.into());
-        let mut v1 = vec![SESSION_FORMAT_1];
-        v1.extend(postcard::to_allocvec(&old).unwrap());
-        let back = Session::decode(&v1).expect("format 1 reads");
+        let v1 = V1 {
+            user_id: USER.into(),
+            appid: Some("wx1".into()),
+            openid: Some("o".into()),
+            session_key: Some(KEY.into()),
+            previous_key: None,
+            previous_until: None,
+            unionid_known: true,
+        };
+        let mut bytes = vec![SESSION_FORMAT_1];
+        bytes.extend(postcard::to_allocvec(&v1).unwrap());
+        let back = Session::decode(&bytes).expect("format 1 reads");
         assert_eq!(back.user_id, USER);
         assert_eq!(back.session_key.as_deref(), Some(KEY));
+        assert!(back.unionid_known);
+        assert_eq!(back.binding, None, "made before bindings had numbers");
+        // Format 2 is format 3 without the binding.
+        let mut v2 = Session::wechat(USER, "wx1", "o", KEY.into()).encode();
+        v2[0] = SESSION_FORMAT_2;
+        v2.pop();
+        let back = Session::decode(&v2).expect("format 2 reads");
+        assert_eq!(back.session_key.as_deref(), Some(KEY));
+        assert_eq!(back.binding, None);
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn sealers() -> [Sealer; 2] {
+        let key = SecretString::from("1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+        [Sealer::default(), Sealer::parse(&key).unwrap()]
+    }
+
+    #[tokio::test]
+    async fn a_session_reads_with_its_user_entry_and_one_stored_before_pointers_reads_alone() {
+        for sealer in sealers() {
+            let kv = Kv::memory("t:");
+            let sessions = Sessions::new(kv.clone(), Duration::from_secs(60), sealer.clone());
+            let session = Session::wechat("u1", "wx1", "o1", "tiihtNczf5v6AKRyjwEUhQ==".into());
+            let token = sessions.create(&session).await.unwrap();
+            kv.set(&cache::user_key("u1"), b"entry", Duration::from_secs(60))
+                .await
+                .unwrap();
+            let (read, entry) = sessions.get(&token).await.unwrap().expect("stored");
+            assert_eq!(read.user_id, "u1");
+            assert_eq!(
+                entry.as_deref(),
+                Some(&b"entry"[..]),
+                "followed the pointer"
+            );
+
+            // As wxlogin before pointers stored it: the sealed session alone.
+            let old = Token::new();
+            let key = old.storage_key();
+            kv.set(
+                &key,
+                &sealer.seal(&key, &session.encode()),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+            let (read, entry) = sessions.get(&old).await.unwrap().expect("still read");
+            assert_eq!(read.session_key, session.session_key);
+            assert!(entry.is_none());
+            // Bytes that are neither are no session.
+            kv.set(
+                &key,
+                b"garbage that opens under no layout",
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+            assert!(sessions.get(&old).await.unwrap().is_none());
+        }
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Identity {
     pub appid: String,
     pub openid: String,
     pub unionid: Option<String>,
+    /// The random number of this binding of the openid to its user, as read from the store
+    /// (None in a new one, whose insert draws its own; None too for rows bound before 0.2).
+    pub binding: Option<i64>,
 }
 
 /// A user with the identities that sign in to it.
@@ -324,6 +327,13 @@ impl Users {
         self.write(user_id, None, update).await
     }
 
+    /// A user from its cache entry as read along with a session (`store::sessions`); None
+    /// where there is none, or it is not this user's.
+    pub fn from_entry(&self, id: &str, entry: &[u8]) -> Option<User> {
+        let user: User = self.cache.as_ref()?.open(&user_key(id), entry)?;
+        (user.id == id).then_some(user)
+    }
+
     /// A user with its identities.
     pub async fn get(&self, id: &str) -> Result<Option<User>> {
         match &self.cache {
@@ -336,7 +346,7 @@ impl Users {
     async fn get_sql(&self, id: &str) -> Result<Option<User>> {
         let rows = sqlx::query(
             "SELECT u.id, u.username, u.nickname, u.avatar_url, u.phone_number, u.pure_phone_number, u.country_code, \
-                    u.created_at, i.provider, i.appid, i.openid, i.unionid \
+                    u.created_at, i.provider, i.appid, i.openid, i.unionid, i.binding \
              FROM users u LEFT JOIN identities i ON i.user_id = u.id \
              WHERE u.id = $1 ORDER BY i.created_at, i.appid",
         )
@@ -355,6 +365,7 @@ impl Users {
                     appid: i.get(9),
                     openid: i.get(10),
                     unionid: i.get(11),
+                    binding: i.get(12),
                 })
             })
             .collect();
@@ -606,8 +617,8 @@ async fn insert_identity(
     now: i64,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "INSERT INTO identities (provider, appid, openid, unionid, user_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (appid, openid) DO NOTHING",
+        "INSERT INTO identities (provider, appid, openid, unionid, user_id, created_at, binding) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (appid, openid) DO NOTHING",
     )
     .bind(identity.provider.as_str())
     .bind(&identity.appid)
@@ -615,6 +626,8 @@ async fn insert_identity(
     .bind(&identity.unionid)
     .bind(user_id)
     .bind(now)
+    // Below 2^31, so that any backend's integer holds it.
+    .bind(i64::from(rand::random::<u32>() >> 1))
     .execute(&mut **tx)
     .await
     .map_err(|e| unique_violation(e, "this identity"))?;

@@ -291,6 +291,65 @@ async fn credentials_and_unbinding() {
     assert_eq!(app.login("cara").await["isNewUser"], true);
 }
 
+/// Binding an openid again to the account it was unbound from makes a new binding: the
+/// sessions of the old one stay over, on both backends and with or without Redis.
+#[tokio::test]
+async fn binding_an_openid_again_does_not_bring_its_old_sessions_back() {
+    for (db, kv) in [
+        (Db::Postgres, Kv::Redis),
+        (Db::Sqlite, Kv::Memory),
+        (Db::Postgres, Kv::Cluster),
+    ] {
+        let app = spawn_with(db, kv, |_| {}).await;
+        register(&app, "rhea").await;
+        let bind = || async {
+            let code = app.wx_login("rhea").await;
+            let r = app
+                .post(
+                    "/api/v1/auth/login",
+                    None,
+                    json!({"code": code, "appid": APPID, "username": "rhea", "password": PASSWORD}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body
+        };
+        let first = bind().await;
+        let old = first["token"].as_str().unwrap().to_string();
+        assert_eq!(app.get("/api/v1/me", Some(&old)).await.status, 200);
+        let r = app
+            .call(
+                "DELETE",
+                &format!("/api/v1/me/identities/{APPID}"),
+                Some(&old),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        assert_error(
+            &app.get("/api/v1/me", Some(&old)).await,
+            401,
+            "unauthenticated",
+        );
+
+        let again = bind().await;
+        assert_eq!(again["user"]["id"], first["user"]["id"], "the same account");
+        let new = again["token"].as_str().unwrap();
+        assert_eq!(app.get("/api/v1/me", Some(new)).await.status, 200);
+        assert_error(
+            &app.get("/api/v1/me", Some(&old)).await,
+            401,
+            "unauthenticated",
+        );
+        let phone = app.post("/api/v1/me/phone", Some(&old), json!({"code": "x"}));
+        assert_error(&phone.await, 401, "unauthenticated");
+        let open_data =
+            json!({"encryptedData": "AAAAAAAAAAAAAAAAAAAAAA==", "iv": "r7BXXKkLb8qrSNn05n0qiA=="});
+        let decrypt = app.post("/api/v1/wechat/decrypt", Some(&old), open_data);
+        assert_error(&decrypt.await, 401, "unauthenticated");
+    }
+}
+
 #[tokio::test]
 async fn a_failure_between_two_writes_leaves_no_half_written_user() {
     let app = spawn_app().await;
