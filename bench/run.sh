@@ -10,6 +10,7 @@
 #   BENCH_ONLY='me|login' bench/run.sh     # only the workloads whose names match (and /healthz)
 #   BENCH_PROFILE=/tmp/prof bench/run.sh   # also a perf profile of the serving process per workload
 #   BENCH_SQLITE=0 bench/run.sh            # the PostgreSQL pass only
+#   BENCH_BIN=/tmp/wxlogin-old bench/run.sh # another build (to compare two in turn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=0
@@ -26,8 +27,12 @@ if [ -n "$PROFILE" ]; then
   command -v perf >/dev/null || apt_install linux-perf
   mkdir -p "$PROFILE"
 fi
-cargo build --release --bin wxlogin >&2
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wxlogin
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  cargo build --release --bin wxlogin >&2
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wxlogin
+fi
 WORK=$(mktemp -d /tmp/wxlogin-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; stop_services; }
@@ -62,15 +67,16 @@ mint() { # kind prefix users count file
 # CPU time (user + system, in clock ticks) a process has used.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-# One workload: wrk for DURATION seconds; prints "req/s p50_ms p99_ms errors cpu_us", where
-# cpu_us is the CPU time the serving process ($CPU_PID, the server unless set) spent per request:
-# a figure that noise on a shared machine moves less than req/s.
+# One workload: wrk for DURATION seconds; prints "req/s p50_ms p99_ms errors cpu_us redis_us",
+# where cpu_us is the CPU time the serving process ($CPU_PID, the server unless set) spent per
+# request, and redis_us Redis's: figures that noise on a shared machine moves less than req/s.
 run_wrk() { # url header script script-args...
   local url=$1 header=$2 script=$3
   shift 3
   local hdr=()
   [ -n "$header" ] && hdr=(-H "$header")
-  local out pid=${CPU_PID:-$SERVER_PID} before after
+  local out pid=${CPU_PID:-$SERVER_PID} before after redis_pid redis_before redis_after
+  redis_pid=$(cat "$SERVICES_DIR/redis.pid")
   local perf_pid=
   if [ -n "$PROFILE" ]; then
     # Software clock samples (these machines have no hardware counters), with call graphs.
@@ -78,16 +84,20 @@ run_wrk() { # url header script script-args...
     perf_pid=$!
   fi
   before=$(cpu_ticks "$pid")
+  redis_before=$(cpu_ticks "$redis_pid")
   out=$(WRK_EXPECTED=${WRK_EXPECTED:-0} wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" -s "$script" "$url" -- "$@" 2>&1 | grep '^RESULT' || true)
   after=$(cpu_ticks "$pid")
+  redis_after=$(cpu_ticks "$redis_pid")
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
     perf report -i "$PROFILE/$SLUG.data" --stdio --no-children -g none --percent-limit 0.7 \
       --sort dso,symbol 2>/dev/null | grep -v '^#' | grep -v '^$' >"$PROFILE/$SLUG.txt" || true
   fi
-  [ -n "$out" ] || { echo "0 0 0 -1 0"; return; }
+  [ -n "$out" ] || { echo "0 0 0 -1 0 0"; return; }
   read -r _ requests micros p50 p99 errors <<<"$out"
-  python3 -c "print(f'{$requests/($micros/1e6):.0f} {$p50/1000:.2f} {$p99/1000:.2f} $errors {($after-$before)/$(getconf CLK_TCK)*1e6/max($requests,1):.1f}')"
+  python3 -c "
+per = lambda ticks: ticks / $(getconf CLK_TCK) * 1e6 / max($requests, 1)
+print(f'{$requests/($micros/1e6):.0f} {$p50/1000:.2f} {$p99/1000:.2f} $errors {per($after-$before):.1f} {per($redis_after-$redis_before):.1f}')"
 }
 fixed() { # url method body-file|- [header] [expected: error statuses are the answer]
   WRK_EXPECTED=$([ "${5:-}" = expected ] && echo 1 || echo 0) run_wrk "$1" "${4:-}" bench/fixed.lua "$2" "$3"
@@ -147,8 +157,8 @@ print_table() { # title
   echo
   echo "## $1 (wrk: $THREADS threads, $CONNECTIONS connections, ${DURATION}s each)"
   echo
-  printf '| %-38s | %9s | %8s | %8s | %6s | %8s | %9s | %10s |\n' workload "req/s" "p50 ms" "p99 ms" errors "peak RSS" "CPU µs/req" "vs healthz"
-  printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------" "-----------" "----------" "----------" "--------" "----------" "-----------" "------------"
+  printf '| %-38s | %9s | %8s | %8s | %6s | %8s | %9s | %9s | %10s |\n' workload "req/s" "p50 ms" "p99 ms" errors "peak RSS" "CPU µs/req" "Redis µs" "vs healthz"
+  printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------" "-----------" "----------" "----------" "--------" "----------" "-----------" "-----------" "------------"
   local base sum=0 n=0
   for r in "${ROWS[@]}"; do
     IFS='|' read -r name fig _ <<<"$r"
@@ -158,8 +168,8 @@ print_table() { # title
   base=$((n > 0 ? sum / n : 0))
   for r in "${ROWS[@]}"; do
     IFS='|' read -r name fig rss <<<"$r"
-    read -r rps p50 p99 errors cpu <<<"$fig"
-    printf '| %-38s | %9s | %8s | %8s | %6s | %5s MB | %10s | %10s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$rss" "$cpu" \
+    read -r rps p50 p99 errors cpu redis <<<"$fig"
+    printf '| %-38s | %9s | %8s | %8s | %6s | %5s MB | %10s | %9s | %10s |\n' "$name" "$rps" "$p50" "$p99" "$errors" "$rss" "$cpu" "$redis" \
       "$(python3 -c "print(f'{$rps/$base:.2f}' if $base else '-')")"
   done
   ROWS=()
