@@ -245,8 +245,7 @@ SQL
 
 # The Redis commands of 1,000,000 sessions as a mini program login writes them
 # (src/store/sessions.rs): key and time to live as the server's, values of the given length
-# (pointer to the user's cache entry, then the sealed session: random bytes, since only the
-# size matters here).
+# (the sealed session: random bytes, since only the size matters here).
 fill() { # value-length
   python3 - "$PREFIX" "$1" <<'PY'
 import base64, hashlib, os, sys

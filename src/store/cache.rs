@@ -40,20 +40,9 @@ pub struct Cache {
     sealer: Sealer,
 }
 
-/// Where the entries of users are, by the pointer to each.
-pub const USER_PREFIX: &str = "uc:u:";
-/// The length of a pointer to a user's entry (`user_pointer`).
-pub const POINTER_LEN: usize = 22;
-
 /// The entry of a user, by id.
 pub fn user_key(user_id: &str) -> String {
-    format!("{USER_PREFIX}{}", user_pointer(user_id))
-}
-
-/// What names a user's entry after `USER_PREFIX`: 128 bits of a hash of the id, so that what
-/// points at it (a session) names no user.
-pub fn user_pointer(user_id: &str) -> String {
-    hashed("", &[user_id])
+    hashed("uc:u:", &[user_id])
 }
 
 /// The entry of an identity (which user an openid of an app belongs to).

@@ -25,8 +25,8 @@ pub struct Kv {
 enum Backend {
     Redis(Box<ConnectionManager>),
     /// A Redis Cluster. Every operation touches one key (or keys of one slot), so each is served
-    /// by one node; the several keys of `set_also` and `get_touch_follow` are single-slot steps
-    /// there.
+    /// by one node; the several keys of `set_also` and `get_touch_and_get` are single-slot
+    /// steps there.
     Cluster(Box<ClusterConnection>),
     Memory(Arc<Mutex<Memory>>),
 }
@@ -230,56 +230,27 @@ impl Kv {
         }
     }
 
-    /// Reads a value and restarts its time to live (as `get_touch`), and reads the key its
-    /// first `pointer_len` bytes name after `follow_prefix`, where the value is longer than
-    /// that: `(value, followed)`. One round trip on Redis (a Lua script; the followed key is
-    /// not declared, which a single Redis allows); two on a cluster, where it may live on
-    /// another node. A value whose first bytes are not a pointer follows to a key that is not
-    /// there.
-    pub async fn get_touch_follow(
+    /// Reads a value and restarts its time to live (as `get_touch`), and reads `also` in the
+    /// same round trip on Redis (a pipeline); on a cluster, where `also` may live on another
+    /// node, one after the other.
+    pub async fn get_touch_and_get(
         &self,
         key: &str,
         ttl: Duration,
-        follow_prefix: &str,
-        pointer_len: usize,
-    ) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>> {
-        const SCRIPT: &str = "local v = redis.call('GETEX', KEYS[1], 'EX', ARGV[1]) \
-            if not v then return false end \
-            local n = tonumber(ARGV[3]) \
-            if string.len(v) <= n then return {v} end \
-            local f = redis.call('GET', ARGV[2] .. string.sub(v, 1, n)) \
-            if not f then return {v} end \
-            return {v, f}";
-        static FOLLOW: std::sync::LazyLock<redis::Script> =
-            std::sync::LazyLock::new(|| redis::Script::new(SCRIPT));
-        let pointer = |v: &[u8]| {
-            let p = v.get(..pointer_len).filter(|_| v.len() > pointer_len)?;
-            Some(format!("{follow_prefix}{}", String::from_utf8_lossy(p)))
-        };
+        also: &str,
+    ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
         match &self.backend {
-            Backend::Redis(c) => {
-                let mut invocation = FOLLOW.key(self.key(key));
-                invocation
+            Backend::Redis(_) => {
+                let mut pipe = redis::pipe();
+                pipe.cmd("GETEX")
+                    .arg(self.key(key))
+                    .arg("EX")
                     .arg(secs(ttl))
-                    .arg(self.key(follow_prefix))
-                    .arg(pointer_len);
-                let found: Option<Vec<Vec<u8>>> = invocation.invoke_async(&mut *c.clone()).await?;
-                Ok(found.and_then(|parts| {
-                    let mut parts = parts.into_iter();
-                    Some((parts.next()?, parts.next()))
-                }))
+                    .cmd("GET")
+                    .arg(self.key(also));
+                self.pipeline(&pipe).await
             }
-            _ => {
-                let Some(value) = self.get_touch(key, ttl).await? else {
-                    return Ok(None);
-                };
-                let followed = match pointer(&value) {
-                    // Bytes that are no text name no key of ours.
-                    Some(k) if !k.contains('\u{fffd}') => self.get(&k).await?,
-                    _ => None,
-                };
-                Ok(Some((value, followed)))
-            }
+            _ => Ok((self.get_touch(key, ttl).await?, self.get(also).await?)),
         }
     }
 

@@ -4,13 +4,15 @@
 //! so a copy of Redis holds no token a thief could present, and a lookup's timing depends on the
 //! hash, not on how much of a guessed token is right. The session_key never leaves the server.
 //!
-//! A stored session is `[pointer][sealed session]`, where the pointer names its user's entry in
-//! the user cache (`store::cache`), so that reading a session reads its user in the same round
-//! trip. No index of an identity's sessions is kept: a session of an identity is good while
-//! its user has that identity with the binding the session was made with (`accounts` checks),
-//! so unbinding ends them all at once, on every node.
+//! No index of an identity's sessions is kept: a session of an identity is good while its user
+//! has that identity with the binding the session was made with (`accounts` checks), so
+//! unbinding ends them all at once, on every node. Reading a session therefore reads its user
+//! too: where this process has seen the token before, in the same round trip (a token's user
+//! never changes, so what it remembers of it needs no invalidation).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -45,8 +47,12 @@ impl Token {
     /// 128 bits of the token's SHA-256 in base64url: as unguessable as the token, and short,
     /// since a million sessions each carry it.
     fn id(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.digest())
+    }
+
+    fn digest(&self) -> [u8; 16] {
         let digest = Sha256::digest(self.0.as_bytes());
-        URL_SAFE_NO_PAD.encode(&digest[..16])
+        digest[..16].try_into().expect("16 of 32 bytes")
     }
 
     fn storage_key(&self) -> String {
@@ -312,11 +318,35 @@ pub struct Sessions {
     kv: Kv,
     ttl: Duration,
     sealer: Sealer,
+    /// The user cache key of tokens this process has read (by the token's digest), so that
+    /// their next read fetches the user in the same round trip. Emptied when full.
+    users_of: Arc<Mutex<HashMap<[u8; 16], String>>>,
 }
+
+/// How many tokens `users_of` remembers (about 60 bytes each).
+const REMEMBERED: usize = 100_000;
 
 impl Sessions {
     pub fn new(kv: Kv, ttl: Duration, sealer: Sealer) -> Sessions {
-        Sessions { kv, ttl, sealer }
+        Sessions {
+            kv,
+            ttl,
+            sealer,
+            users_of: Default::default(),
+        }
+    }
+
+    fn user_of(&self, token: &Token) -> Option<String> {
+        let users = self.users_of.lock().unwrap_or_else(|e| e.into_inner());
+        users.get(&token.digest()).cloned()
+    }
+
+    fn remember(&self, token: &Token, session: &Session) {
+        let mut users = self.users_of.lock().unwrap_or_else(|e| e.into_inner());
+        if users.len() >= REMEMBERED {
+            users.clear();
+        }
+        users.insert(token.digest(), cache::user_key(&session.user_id));
     }
 
     pub fn ttl(&self) -> Duration {
@@ -341,17 +371,10 @@ impl Sessions {
             .as_ref()
             .map(|(k, v, t)| (k.as_str(), v.as_slice(), *t));
         let key = token.storage_key();
-        self.kv
-            .set_also(&key, &self.stored(&key, session), self.ttl, also)
-            .await?;
+        let sealed = self.sealer.seal(&key, &session.encode());
+        self.kv.set_also(&key, &sealed, self.ttl, also).await?;
+        self.remember(&token, session);
         Ok(token)
-    }
-
-    /// A session as stored: the pointer to its user's cache entry, then the sealed session.
-    fn stored(&self, key: &str, session: &Session) -> Vec<u8> {
-        let mut value = cache::user_pointer(&session.user_id).into_bytes();
-        value.extend(self.sealer.seal(key, &session.encode()));
-        value
     }
 
     /// Ends the sessions that wxlogin before 0.2 listed under an identity. (Since, a session of
@@ -371,41 +394,38 @@ impl Sessions {
     pub async fn put(&self, token: &Token, session: &Session) -> Result<(), StoreError> {
         let key = token.storage_key();
         self.kv
-            .set(&key, &self.stored(&key, session), self.ttl)
+            .set(&key, &self.sealer.seal(&key, &session.encode()), self.ttl)
             .await
     }
 
     /// The session of a token, restarting its time to live, with its user's cache entry where
-    /// the cache holds one (read in the same round trip); None when unknown or expired.
+    /// this process has read the token before (in the same round trip) and the cache holds the
+    /// user; None when unknown or expired.
     pub async fn get(
         &self,
         token: &Token,
     ) -> Result<Option<(Session, Option<Vec<u8>>)>, StoreError> {
         let key = token.storage_key();
-        let Some((bytes, user_entry)) = self
-            .kv
-            .get_touch_follow(&key, self.ttl, cache::USER_PREFIX, cache::POINTER_LEN)
-            .await?
-        else {
+        let (bytes, user_entry) = match self.user_of(token) {
+            Some(user_key) => self.kv.get_touch_and_get(&key, self.ttl, &user_key).await?,
+            None => (self.kv.get_touch(&key, self.ttl).await?, None),
+        };
+        let Some(bytes) = bytes else {
             return Ok(None);
-        };
-        // Stored before pointers: the sealed session alone. An unsealed one starts with 0,
-        // which no pointer does; a sealed one opens at one offset only.
-        let pointed = match bytes.first() {
-            Some(0) => None,
-            _ => bytes
-                .get(cache::POINTER_LEN..)
-                .and_then(|sealed| self.sealer.open(&key, sealed)),
-        };
-        let (plain, user_entry) = match pointed {
-            Some(plain) => (Some(plain), user_entry),
-            None => (self.sealer.open(&key, &bytes), None),
         };
         // An entry that does not open or parse (another key, an incompatible version) is no
         // session.
-        Ok(plain
+        let Some(session) = self
+            .sealer
+            .open(&key, &bytes)
             .and_then(|plain| Session::decode(&plain))
-            .map(|session| (session, user_entry)))
+        else {
+            return Ok(None);
+        };
+        if user_entry.is_none() {
+            self.remember(token, &session);
+        }
+        Ok(Some((session, user_entry)))
     }
 
     /// Ends a session; true when it existed.
@@ -538,45 +558,37 @@ mod store_tests {
     }
 
     #[tokio::test]
-    async fn a_session_reads_with_its_user_entry_and_one_stored_before_pointers_reads_alone() {
+    async fn a_token_read_before_reads_its_user_in_the_same_trip() {
         for sealer in sealers() {
             let kv = Kv::memory("t:");
-            let sessions = Sessions::new(kv.clone(), Duration::from_secs(60), sealer.clone());
+            let ttl = Duration::from_secs(60);
+            let here = Sessions::new(kv.clone(), ttl, sealer.clone());
+            let elsewhere = Sessions::new(kv.clone(), ttl, sealer.clone());
             let session = Session::wechat("u1", "wx1", "o1", "tiihtNczf5v6AKRyjwEUhQ==".into());
-            let token = sessions.create(&session).await.unwrap();
-            kv.set(&cache::user_key("u1"), b"entry", Duration::from_secs(60))
-                .await
-                .unwrap();
-            let (read, entry) = sessions.get(&token).await.unwrap().expect("stored");
+            let token = here.create(&session).await.unwrap();
+            kv.set(&cache::user_key("u1"), b"entry", ttl).await.unwrap();
+
+            let (read, entry) = here.get(&token).await.unwrap().expect("stored");
             assert_eq!(read.user_id, "u1");
             assert_eq!(
                 entry.as_deref(),
                 Some(&b"entry"[..]),
-                "followed the pointer"
+                "the maker knows its user"
             );
-
-            // As wxlogin before pointers stored it: the sealed session alone.
-            let old = Token::new();
-            let key = old.storage_key();
-            kv.set(
-                &key,
-                &sealer.seal(&key, &session.encode()),
-                Duration::from_secs(60),
-            )
-            .await
-            .unwrap();
-            let (read, entry) = sessions.get(&old).await.unwrap().expect("still read");
+            // Another node reads the session alone the first time, then with its user.
+            let (read, entry) = elsewhere.get(&token).await.unwrap().expect("shared");
             assert_eq!(read.session_key, session.session_key);
             assert!(entry.is_none());
-            // Bytes that are neither are no session.
-            kv.set(
-                &key,
-                b"garbage that opens under no layout",
-                Duration::from_secs(60),
-            )
-            .await
-            .unwrap();
-            assert!(sessions.get(&old).await.unwrap().is_none());
+            let (_, entry) = elsewhere.get(&token).await.unwrap().unwrap();
+            assert_eq!(entry.as_deref(), Some(&b"entry"[..]));
+
+            // Bytes that do not open are no session, remembered token or not.
+            let key = token.storage_key();
+            kv.set(&key, b"garbage that opens under no key", ttl)
+                .await
+                .unwrap();
+            assert!(here.get(&token).await.unwrap().is_none());
+            assert!(here.get(&Token::new()).await.unwrap().is_none());
         }
     }
 }
