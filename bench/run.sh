@@ -38,7 +38,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; stop_services; }
 trap cleanup EXIT
 
-APPID=wxbench000000000001
+APPID=wxbe0c000000000001
 SECRET=bench-secret-00000000000000000001
 SAMPLE_APPID=wx4f4bc4dec97d474b
 SAMPLE_KEY=tiihtNczf5v6AKRyjwEUhQ==

@@ -2,7 +2,12 @@
 //! signature, reading a bearer token, and a session's (de)serialization. `cargo bench`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use secrecy::SecretString;
+use wxlogin::store::cache::{user_key as cache_key, Cache};
+use wxlogin::store::kv::Kv;
+use wxlogin::store::seal::Sealer;
 use wxlogin::store::sessions::{Session, Token};
+use wxlogin::store::users::{Identity, Provider, User};
 use wxlogin::wechat::crypto;
 
 const KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
@@ -41,6 +46,43 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| Session::decode(black_box(&bytes)).unwrap())
     });
     println!("a session is {} bytes", bytes.len());
+
+    // What a signed-in request reads beside its session: its user's cache entry, sealed.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let kv = Kv::memory("bench:");
+    let sealer = Sealer::parse(&SecretString::from(
+        "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ))
+    .unwrap();
+    let cache = Cache::new(kv.clone(), sealer);
+    let user = User {
+        id: "8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+        username: Some("band".into()),
+        nickname: Some("Band".into()),
+        avatar_url: Some("https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132".into()),
+        phone_number: Some("13580006666".into()),
+        pure_phone_number: Some("13580006666".into()),
+        country_code: Some("86".into()),
+        created_at: 1_700_000_000,
+        identities: vec![Identity {
+            provider: Provider::MiniProgram,
+            appid: "wx4f4bc4dec97d474b".into(),
+            openid: "oGZUI0egBJY1zhBYw2KhdUfwVJJE".into(),
+            unionid: Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA".into()),
+            binding: Some(123_456_789),
+        }],
+    };
+    let key = cache_key("8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f");
+    runtime
+        .block_on(cache.get_or_load(&key, || async { Ok(Some(user.clone())) }))
+        .unwrap();
+    let entry = runtime.block_on(kv.get(&key)).unwrap().unwrap();
+    println!("a user's cache entry is {} bytes", entry.len());
+    c.bench_function("user from its cache entry", |b| {
+        b.iter(|| cache.open::<User>(&key, black_box(&entry)).unwrap())
+    });
 }
 
 criterion_group!(benches, hot_path);

@@ -161,15 +161,15 @@ impl Text {
     }
 }
 
-/// `Session` as format 3 stores it (format 2: the same without `binding`).
+/// `Session` as format 3 stores it: the previous key with its deadline (one byte where there
+/// is none), and the binding.
 #[derive(Serialize, Deserialize)]
 struct Compact {
     user_id: Text,
     appid: Option<String>,
     openid: Option<String>,
     session_key: Option<Text>,
-    previous_key: Option<Text>,
-    previous_until: Option<i64>,
+    previous: Option<(Text, i64)>,
     unionid_known: bool,
     binding: Option<i64>,
 }
@@ -194,8 +194,10 @@ impl Session {
             appid: self.appid.clone(),
             openid: self.openid.clone(),
             session_key: self.session_key.as_deref().map(Text::pack),
-            previous_key: self.previous_key.as_deref().map(Text::pack),
-            previous_until: self.previous_until,
+            previous: match (&self.previous_key, self.previous_until) {
+                (Some(key), Some(until)) => Some((Text::pack(key), until)),
+                _ => None,
+            },
             unionid_known: self.unionid_known,
             binding: self.binding,
         };
@@ -215,15 +217,18 @@ impl Session {
             }
         }
         match format {
-            SESSION_FORMAT => whole::<Compact>(rest).map(|c| Session {
-                user_id: c.user_id.unpack(),
-                appid: c.appid,
-                openid: c.openid,
-                session_key: c.session_key.map(Text::unpack),
-                previous_key: c.previous_key.map(Text::unpack),
-                previous_until: c.previous_until,
-                unionid_known: c.unionid_known,
-                binding: c.binding,
+            SESSION_FORMAT => whole::<Compact>(rest).map(|c| {
+                let (previous_key, previous_until) = c.previous.unzip();
+                Session {
+                    user_id: c.user_id.unpack(),
+                    appid: c.appid,
+                    openid: c.openid,
+                    session_key: c.session_key.map(Text::unpack),
+                    previous_key: previous_key.map(Text::unpack),
+                    previous_until,
+                    unionid_known: c.unionid_known,
+                    binding: c.binding,
+                }
             }),
             SESSION_FORMAT_2 => whole::<Compact2>(rest).map(|c| Session {
                 user_id: c.user_id.unpack(),
@@ -501,11 +506,12 @@ mod encoding_tests {
             "oGZUI0egBJY1zhBYw2KhdUfwVJJE",
             KEY.into(),
         );
-        // 89 bytes of fields and up to 6 of the binding.
+        // 88 bytes of fields and up to 6 of the binding: sealed (29 bytes more), the value
+        // fits Redis' 128-byte allocation.
         let mut s = s;
         s.binding = Some(i64::from(u32::MAX >> 1));
         assert!(
-            s.encode().len() <= 95,
+            s.encode().len() <= 94,
             "compact: {} bytes",
             s.encode().len()
         );
@@ -537,11 +543,22 @@ mod encoding_tests {
         assert_eq!(back.session_key.as_deref(), Some(KEY));
         assert!(back.unionid_known);
         assert_eq!(back.binding, None, "made before bindings had numbers");
-        // Format 2 is format 3 without the binding.
-        let mut v2 = Session::wechat(USER, "wx1", "o", KEY.into()).encode();
-        v2[0] = SESSION_FORMAT_2;
-        v2.pop();
+        // Format 2: the fields one by one, no binding.
+        let mut v2 = vec![SESSION_FORMAT_2];
+        v2.extend(
+            postcard::to_allocvec(&(
+                Text::pack(USER),
+                Some("wx1"),
+                Some("o"),
+                Some(Text::pack(KEY)),
+                None::<Text>,
+                None::<i64>,
+                false,
+            ))
+            .unwrap(),
+        );
         let back = Session::decode(&v2).expect("format 2 reads");
+        assert_eq!(back.user_id, USER);
         assert_eq!(back.session_key.as_deref(), Some(KEY));
         assert_eq!(back.binding, None);
     }
