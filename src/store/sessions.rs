@@ -186,6 +186,36 @@ struct Compact2 {
     unionid_known: bool,
 }
 
+impl From<Compact2> for Compact {
+    fn from(c: Compact2) -> Compact {
+        Compact {
+            user_id: c.user_id,
+            appid: c.appid,
+            openid: c.openid,
+            session_key: c.session_key,
+            previous: c.previous_key.zip(c.previous_until),
+            unionid_known: c.unionid_known,
+            binding: None,
+        }
+    }
+}
+
+impl From<Compact> for Session {
+    fn from(c: Compact) -> Session {
+        let (previous_key, previous_until) = c.previous.unzip();
+        Session {
+            user_id: c.user_id.unpack(),
+            appid: c.appid,
+            openid: c.openid,
+            session_key: c.session_key.map(Text::unpack),
+            previous_key: previous_key.map(Text::unpack),
+            previous_until,
+            unionid_known: c.unionid_known,
+            binding: c.binding,
+        }
+    }
+}
+
 impl Session {
     /// The bytes kept in the store: a version byte, then postcard of `Compact`.
     pub fn encode(&self) -> Vec<u8> {
@@ -217,29 +247,8 @@ impl Session {
             }
         }
         match format {
-            SESSION_FORMAT => whole::<Compact>(rest).map(|c| {
-                let (previous_key, previous_until) = c.previous.unzip();
-                Session {
-                    user_id: c.user_id.unpack(),
-                    appid: c.appid,
-                    openid: c.openid,
-                    session_key: c.session_key.map(Text::unpack),
-                    previous_key: previous_key.map(Text::unpack),
-                    previous_until,
-                    unionid_known: c.unionid_known,
-                    binding: c.binding,
-                }
-            }),
-            SESSION_FORMAT_2 => whole::<Compact2>(rest).map(|c| Session {
-                user_id: c.user_id.unpack(),
-                appid: c.appid,
-                openid: c.openid,
-                session_key: c.session_key.map(Text::unpack),
-                previous_key: c.previous_key.map(Text::unpack),
-                previous_until: c.previous_until,
-                unionid_known: c.unionid_known,
-                binding: None,
-            }),
+            SESSION_FORMAT => whole::<Compact>(rest).map(Session::from),
+            SESSION_FORMAT_2 => whole::<Compact2>(rest).map(|c| Session::from(Compact::from(c))),
             SESSION_FORMAT_1 => whole::<V1>(rest).map(|v| Session {
                 user_id: v.user_id,
                 appid: v.appid,
