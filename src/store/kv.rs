@@ -2,7 +2,7 @@
 //! configured, by an in-process map. Sessions, one-use tickets, the login replay cache and the
 //! WeChat access_token cache are built on it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,6 @@ enum Backend {
 #[derive(Default)]
 struct Memory {
     map: HashMap<String, (Vec<u8>, Instant)>,
-    sets: HashMap<String, (HashSet<String>, Instant)>,
     writes: u64,
 }
 
@@ -53,7 +52,6 @@ impl Memory {
         if self.writes % 1024 == 0 {
             let now = Instant::now();
             self.map.retain(|_, (_, exp)| *exp > now);
-            self.sets.retain(|_, (_, exp)| *exp > now);
         }
         self.map.insert(key, (value, Instant::now() + ttl));
     }
@@ -415,14 +413,8 @@ impl Kv {
     /// Takes a set away: its members, and the set is gone (for indexes written before 0.2).
     pub async fn set_take(&self, key: &str) -> Result<Vec<String>> {
         match &self.backend {
-            Backend::Memory(m) => {
-                let mut m = Self::mem(m);
-                let now = Instant::now();
-                Ok(match m.sets.remove(&self.key(key)) {
-                    Some((set, exp)) if exp > now => set.into_iter().collect(),
-                    _ => Vec::new(),
-                })
-            }
+            // Nothing writes sets any more, and the in-process store outlives no upgrade.
+            Backend::Memory(_) => Ok(Vec::new()),
             _ => {
                 let mut pipe = redis::pipe();
                 pipe.atomic()
