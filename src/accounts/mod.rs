@@ -479,10 +479,10 @@ impl Accounts {
         &self,
         user: User,
         is_new_user: bool,
-        session: Session,
+        mut session: Session,
         replay_key: Option<&str>,
     ) -> Result<SignedIn> {
-        let mut session = session;
+        // The session keeps the binding it signs in through (see `authenticate`).
         if let (Some(appid), Some(openid)) = (&session.appid, &session.openid) {
             session.binding = user.identity(appid, openid).and_then(|i| i.binding);
         }
@@ -753,8 +753,8 @@ impl Accounts {
         }
     }
 
-    /// The session of a bearer token, and its user: one round trip to Redis where the user
-    /// cache holds the user. A session of a WeChat identity is good while its user has that
+    /// The session of a bearer token, and its user: one round trip to Redis where this node has
+    /// read the token before and the user cache holds the user. A session of a WeChat identity is good while its user has that
     /// identity with the binding the session was made with, so an unbinding ends every session
     /// of it, and binding the openid again does not bring them back.
     pub async fn authenticate(&self, token: &str) -> Result<(Token, Session, User)> {
