@@ -3,11 +3,11 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use secrecy::SecretString;
-use wxlogin::store::cache::{user_key as cache_key, Cache};
+use wxlogin::domain::{Identity, Provider, Session, Token, User};
+use wxlogin::store::cache::Cache;
+use wxlogin::store::keys::cached_user as cache_key;
 use wxlogin::store::kv::Kv;
 use wxlogin::store::seal::Sealer;
-use wxlogin::store::sessions::{Session, Token};
-use wxlogin::store::users::{Identity, Provider, User};
 use wxlogin::wechat::crypto;
 
 const KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";

@@ -11,9 +11,9 @@ use poem::{Endpoint, Response, Server};
 use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, WebUrls};
 use crate::config::Config;
-use crate::store::{cache::Cache, kv::Kv, seal::Sealer, sessions::Sessions, users::Users};
+use crate::store::{kv::Kv, seal::Sealer, users::Users, Stores};
 use crate::{api, wechat};
 
 /// How long a stop waits for requests in flight.
@@ -51,7 +51,7 @@ pub async fn database(config: &Config) -> Result<Users, StartError> {
 }
 
 async fn connect_database(config: &Config, pools: usize) -> Result<Users, StartError> {
-    Users::connect(config.database_url.expose_secret(), pools)
+    Users::connect(config.storage.database_url.expose_secret(), pools)
         .await
         .map_err(StartError::Database)
 }
@@ -67,8 +67,8 @@ async fn listen(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
 impl App {
     pub async fn build(config: &Config) -> Result<App, StartError> {
         let users = database(config).await?;
-        let listener = listen(config.listen).await?;
-        let in_flight = Arc::new(Semaphore::new(config.wechat_max_concurrent));
+        let listener = listen(config.server.listen).await?;
+        let in_flight = Arc::new(Semaphore::new(config.wechat.max_concurrent));
         App::assemble(config, users, listener, in_flight).await
     }
 
@@ -80,42 +80,61 @@ impl App {
         listener: std::net::TcpListener,
         in_flight: Arc<Semaphore>,
     ) -> Result<App, StartError> {
-        let kv = match &config.redis_url {
+        let storage = &config.storage;
+        let kv = match &storage.redis_url {
             // Several URLs name the nodes of a Redis Cluster.
             Some(url) if url.expose_secret().contains(',') => {
-                Kv::cluster(url.expose_secret(), &config.redis_prefix)
+                Kv::cluster(url.expose_secret(), &storage.redis_prefix)
                     .await
                     .map_err(StartError::Redis)?
             }
-            Some(url) => Kv::redis(url.expose_secret(), &config.redis_prefix)
+            Some(url) => Kv::redis(url.expose_secret(), &storage.redis_prefix)
                 .await
                 .map_err(StartError::Redis)?,
             None => {
-                tracing::warn!("WXLOGIN_REDIS_URL is not set: sessions live in this process only, for a single node; set it to run several");
-                Kv::memory(&config.redis_prefix)
+                tracing::warn!(
+                    "WXLOGIN_REDIS_URL is not set: sessions live in this process only, for a \
+                     single node; set it to run several"
+                );
+                Kv::memory(&storage.redis_prefix)
             }
         };
-        let sealer = match &config.sealing_keys {
+        let sealer = match &storage.sealing_keys {
             Some(spec) => Sealer::parse(spec).map_err(StartError::SealingKeys)?,
             None => Sealer::default(),
         };
-        let users = users.with_cache(Cache::new(kv.clone(), sealer.clone()));
         if kv.is_redis() && !sealer.is_sealing() {
-            tracing::warn!("WXLOGIN_SEALING_KEYS is not set: session_keys and tokens are kept in Redis unsealed");
+            tracing::warn!(
+                "WXLOGIN_SEALING_KEYS is not set: session_keys and tokens are kept in Redis \
+                 unsealed"
+            );
         }
-        if config.miniprograms.is_empty() {
-            tracing::warn!("no mini program is configured (WXLOGIN_MINIPROGRAM_APPID): mini program login answers 400");
+        if config.apps.miniprograms.is_empty() {
+            tracing::warn!(
+                "no mini program is configured (WXLOGIN_MINIPROGRAM_APPID): mini program login \
+                 answers 400"
+            );
         }
         let client = wechat::Client::new(
-            config.wechat_api_base.clone(),
-            config.wechat_timeout,
+            config.wechat.api_base.clone(),
+            config.wechat.timeout,
             in_flight,
         )
         .map_err(StartError::Http)?;
-        let sessions = Sessions::new(kv.clone(), config.session_ttl, sealer.clone());
-        let accounts = Accounts::new(config, users, sessions, kv, client, sealer);
-        let acceptor =
-            TcpAcceptor::from_std(listener).map_err(|e| StartError::Listen(config.listen, e))?;
+        let stores = Stores::new(kv, sealer, users, config.login.session_ttl);
+        let web = WebUrls {
+            public_url: config.server.public_url.clone(),
+            open_base: config.wechat.open_base.clone(),
+        };
+        let accounts = Accounts::new(
+            config.apps.clone(),
+            config.login.clone(),
+            web,
+            stores,
+            client,
+        );
+        let acceptor = TcpAcceptor::from_std(listener)
+            .map_err(|e| StartError::Listen(config.server.listen, e))?;
         let port = acceptor
             .local_addr()
             .first()
@@ -126,8 +145,8 @@ impl App {
             port,
             accounts,
             edge: api::Edge {
-                max_body_bytes: config.max_body_bytes,
-                trusted_proxies: config.trusted_proxies.clone(),
+                max_body_bytes: config.server.max_body_bytes,
+                trusted_proxies: config.server.trusted_proxies.clone(),
             },
             demo_page: config.demo_page,
         })
@@ -161,10 +180,10 @@ where
 
 /// Serves on `threads` runtimes of one thread each, all accepting on one socket, each with its
 /// own connections to Redis, the database and WeChat: a request's tasks (and those of the
-/// Redis connection it waits on) then wake on the thread they run on, which on two cores saved
-/// a fifth of the CPU of a request against one runtime of two threads (bench/run.sh). Needs
-/// Redis, which is what the threads share, as the nodes of a cluster do. Migrations run once,
-/// first; `shutdown` stops every thread, and each lets its requests in flight finish.
+/// Redis connection it waits on) then wake on the thread they run on, with no cross-thread
+/// wakeups. Needs Redis, which is what the threads share, as the nodes of a cluster do.
+/// Migrations run once, first; `shutdown` stops every thread, and each lets its requests in
+/// flight finish.
 pub async fn serve_threads(
     config: &Config,
     threads: usize,
@@ -172,9 +191,9 @@ pub async fn serve_threads(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let threads = threads.max(1);
     drop(database(config).await?);
-    let listener = listen(config.listen).await?;
+    let listener = listen(config.server.listen).await?;
     let port = listener.local_addr()?.port();
-    let in_flight = Arc::new(Semaphore::new(config.wechat_max_concurrent));
+    let in_flight = Arc::new(Semaphore::new(config.wechat.max_concurrent));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut started = Vec::new();
     let mut finished = Vec::new();

@@ -201,6 +201,12 @@ impl Error {
     }
 }
 
+impl From<crate::domain::InvalidInput> for Error {
+    fn from(e: crate::domain::InvalidInput) -> Error {
+        Error::invalid(e.0)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)

@@ -3,77 +3,14 @@
 //! the browser gets back only a single-use, 60-second ticket in the URL fragment, which the page
 //! swaps for a session. WeChat's web tokens stay on the server.
 
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::identity::Resolution;
 use super::{Accounts, SignedIn};
-use crate::config::LoginPolicy;
+use crate::config::AppCredentials;
+use crate::domain::{Identity, Session, Shaped, Token, WebProvider, WxCode};
 use crate::error::{Code, Error, Result};
-use crate::store::sessions::{Session, Token};
-use crate::store::users::{Identity, Provider};
-
-const STATE_TTL: Duration = Duration::from_secs(600);
-const TICKET_TTL: Duration = Duration::from_secs(60);
-/// WeChat's refresh_token lives 30 days; the web tokens are kept as long.
-const WEB_TOKENS_TTL: Duration = Duration::from_secs(30 * 86_400);
-
-/// The two web products.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WebProvider {
-    Website,
-    OfficialAccount,
-}
-
-impl WebProvider {
-    fn identity(self) -> Provider {
-        match self {
-            WebProvider::Website => Provider::Website,
-            WebProvider::OfficialAccount => Provider::OfficialAccount,
-        }
-    }
-
-    fn path(self) -> &'static str {
-        match self {
-            WebProvider::Website => "website",
-            WebProvider::OfficialAccount => "official_account",
-        }
-    }
-}
-
-/// What a `state` stands for while the browser is at WeChat.
-#[derive(Serialize, Deserialize)]
-struct PendingWeb {
-    provider: WebProvider,
-    redirect_uri: String,
-    scope: String,
-}
-
-/// What a ticket stands for, for 60 seconds.
-#[derive(Serialize, Deserialize)]
-struct WebTicket {
-    user_id: String,
-    appid: String,
-    openid: String,
-    is_new_user: bool,
-}
-
-/// WeChat's web tokens of an identity, kept server-side.
-#[derive(Serialize, Deserialize)]
-struct WebTokens {
-    access_token: String,
-    refresh_token: String,
-}
-
-fn hashed(prefix: &str, secret: &str) -> String {
-    format!(
-        "{prefix}:{}",
-        hex::encode(Sha256::digest(secret.as_bytes()))
-    )
-}
+use crate::store::tickets::{PendingWeb, WebTicket, WebTokens};
 
 /// `redirect` with `fragment` in place of any fragment it had.
 fn with_fragment(redirect: &str, fragment: &str) -> Result<Url> {
@@ -84,16 +21,16 @@ fn with_fragment(redirect: &str, fragment: &str) -> Result<Url> {
 }
 
 impl Accounts {
-    fn web_app(&self, provider: WebProvider) -> Result<&crate::config::AppCredentials> {
-        let web = &self.inner.web;
+    fn web_app(&self, provider: WebProvider) -> Result<&AppCredentials> {
+        let apps = &self.inner.apps;
         match provider {
-            WebProvider::Website => web.website.as_ref(),
-            WebProvider::OfficialAccount => web.official_account.as_ref(),
+            WebProvider::Website => apps.website.as_ref(),
+            WebProvider::OfficialAccount => apps.official_account.as_ref(),
         }
         .ok_or_else(|| {
             Error::invalid(format!(
                 "This server has no {} app configured.",
-                provider.path()
+                provider.as_str()
             ))
         })
     }
@@ -109,14 +46,8 @@ impl Accounts {
         let plain = matches!(url.scheme(), "http" | "https")
             && url.username().is_empty()
             && url.password().is_none();
-        if plain
-            && self
-                .inner
-                .web
-                .allowlist
-                .iter()
-                .any(|a| a.origin() == url.origin())
-        {
+        let allowlist = &self.inner.login.redirect_allowlist;
+        if plain && allowlist.iter().any(|a| a.origin() == url.origin()) {
             Ok(url)
         } else {
             Err(refuse())
@@ -135,7 +66,12 @@ impl Accounts {
             (WebProvider::Website, None | Some("snsapi_login")) => "snsapi_login",
             (WebProvider::OfficialAccount, None | Some("snsapi_userinfo")) => "snsapi_userinfo",
             (WebProvider::OfficialAccount, Some("snsapi_base")) => "snsapi_base",
-            _ => return Err(Error::invalid("scope is snsapi_login (website), snsapi_userinfo or snsapi_base (official_account).")),
+            _ => {
+                return Err(Error::invalid(
+                    "scope is snsapi_login (website), snsapi_userinfo or snsapi_base \
+                     (official_account).",
+                ))
+            }
         };
         let redirect = self.allowed_redirect(redirect_uri)?;
         let state = uuid::Uuid::new_v4().simple().to_string();
@@ -144,16 +80,16 @@ impl Accounts {
             redirect_uri: redirect.to_string(),
             scope: scope.into(),
         };
-        let bytes = serde_json::to_vec(&pending).expect("serializable");
         self.inner
-            .kv
-            .set(&hashed("oauth", &state), &bytes, STATE_TTL)
+            .stores
+            .tickets
+            .put_web_state(&state, &pending)
             .await?;
 
         let web = &self.inner.web;
         let callback = web
             .public_url
-            .join(&format!("api/v1/oauth/{}/callback", provider.path()))
+            .join(&format!("api/v1/oauth/{}/callback", provider.as_str()))
             .map_err(|_| Error::invalid("WXLOGIN_PUBLIC_URL cannot take a path"))?;
         let path = match provider {
             WebProvider::Website => "connect/qrconnect",
@@ -182,29 +118,28 @@ impl Accounts {
         state: Option<&str>,
     ) -> Result<Url> {
         let bad_state = || {
-            Error::invalid("This sign-in's state is unknown, used or older than 10 minutes: start the sign-in again.")
+            Error::invalid(
+                "This sign-in's state is unknown, used or older than 10 minutes: start the \
+                 sign-in again.",
+            )
         };
         let state = state
             .filter(|s| !s.is_empty() && s.len() <= 128)
             .ok_or_else(bad_state)?;
-        let bytes = self
-            .inner
-            .kv
-            .take(&hashed("oauth", state))
+        let tickets = &self.inner.stores.tickets;
+        let pending = tickets
+            .take_web_state(state)
             .await?
+            .filter(|p| p.provider == provider)
             .ok_or_else(bad_state)?;
-        let pending: PendingWeb = serde_json::from_slice(&bytes).map_err(|_| bad_state())?;
-        if pending.provider != provider {
-            return Err(bad_state());
-        }
         let Some(code) = code.filter(|c| !c.is_empty()) else {
             return with_fragment(&pending.redirect_uri, "error=access_denied");
         };
-        super::check_code("code", code)?;
+        let code = WxCode::parse(code.to_string())?;
         let app = self.web_app(provider)?.clone();
         let wechat = &self.inner.wechat;
         let token = wechat
-            .oauth_access_token(&app.appid, &app.secret, code)
+            .oauth_access_token(&app.appid, &app.secret, &code)
             .await?;
         let info = if pending.scope == "snsapi_base" {
             None
@@ -215,58 +150,30 @@ impl Accounts {
             .unionid
             .clone()
             .or_else(|| info.as_ref().and_then(|i| i.unionid.clone()));
-        let identity = Identity {
-            provider: provider.identity(),
-            appid: app.appid.clone(),
-            openid: token.openid.clone(),
-            unionid: unionid.clone(),
-            binding: None,
-        };
-        let users = &self.inner.users;
-        let (user_id, is_new_user) = match users.find_identity(&app.appid, &token.openid).await? {
-            Some(user) => {
-                let known = user
-                    .identity(&app.appid, &token.openid)
-                    .and_then(|i| i.unionid.as_ref());
-                if let (None, Some(u)) = (known, &unionid) {
-                    users
-                        .record_unionid(&user.id, &app.appid, &token.openid, u)
-                        .await?;
-                }
-                (user.id, false)
-            }
-            None => {
-                let linked = match &unionid {
-                    Some(u) => users.find_user_by_unionid(u).await?,
-                    None => None,
-                };
-                match (linked, self.inner.login_policy) {
-                    (Some(owner), _) => (users.link_identity(&owner, &identity).await?.0, false),
-                    (None, LoginPolicy::AutoRegister) => {
-                        users.create_with_identity(&identity).await?
-                    }
-                    (None, LoginPolicy::RequireBinding) => {
-                        return with_fragment(&pending.redirect_uri, "error=binding_required");
-                    }
-                }
+        let identity = Identity::new(provider.identity(), &app.appid, &token.openid, unionid);
+        let resolved = match self.resolve_identity(&identity, None).await? {
+            Resolution::User(resolved) => resolved,
+            Resolution::NeedsBinding => {
+                return with_fragment(&pending.redirect_uri, "error=binding_required");
             }
         };
+        let (user_id, is_new_user) = (resolved.user_id, resolved.is_new_user);
         if let Some(info) = &info {
             let nickname = Some(info.nickname.as_str()).filter(|n| !n.is_empty());
             let avatar = Some(info.headimgurl.as_str()).filter(|a| a.starts_with("http"));
-            users.fill_profile(&user_id, nickname, avatar).await?;
+            self.inner
+                .stores
+                .users
+                .fill_profile(&user_id, nickname, avatar)
+                .await?;
         }
-        let tokens = WebTokens {
+        let web_tokens = WebTokens {
             access_token: token.access_token,
             refresh_token: token.refresh_token,
         };
-        let bytes = serde_json::to_vec(&tokens).expect("serializable");
-        self.put_sealed(
-            &hashed("webtok", &format!("{}\0{}", app.appid, token.openid)),
-            &bytes,
-            WEB_TOKENS_TTL,
-        )
-        .await?;
+        tickets
+            .put_web_tokens(&app.appid, &token.openid, &web_tokens)
+            .await?;
 
         let ticket = Token::new().reveal();
         let record = WebTicket {
@@ -275,12 +182,13 @@ impl Accounts {
             openid: token.openid,
             is_new_user,
         };
-        let bytes = serde_json::to_vec(&record).expect("serializable");
-        self.inner
-            .kv
-            .set(&hashed("ticket", &ticket), &bytes, TICKET_TTL)
-            .await?;
-        tracing::info!(user_id = %user_id, provider = provider.path(), is_new_user, "web sign-in");
+        tickets.put_web_ticket(&ticket, &record).await?;
+        tracing::info!(
+            user_id = %user_id,
+            provider = provider.as_str(),
+            is_new_user,
+            "web sign-in"
+        );
         with_fragment(&pending.redirect_uri, &format!("ticket={ticket}"))
     }
 
@@ -295,19 +203,16 @@ impl Accounts {
         if ticket.is_empty() || ticket.len() > 64 {
             return Err(bad());
         }
-        let bytes = self
+        let t = self
             .inner
-            .kv
-            .take(&hashed("ticket", ticket))
+            .stores
+            .tickets
+            .take_web_ticket(ticket)
             .await?
             .ok_or_else(bad)?;
-        let t: WebTicket = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-        self.sign_in(
-            &t.user_id,
-            t.is_new_user,
-            Session::web(&t.user_id, &t.appid, &t.openid),
-        )
-        .await
+        let session = Session::web(&t.user_id, &t.appid, &t.openid);
+        self.start_session_by_id(&t.user_id, t.is_new_user, session)
+            .await
     }
 }
 

@@ -7,6 +7,7 @@ use super::errors::{error_set, Reply};
 use super::model::{CredentialsRequest, UserBody};
 use super::Tag;
 use crate::accounts::Accounts;
+use crate::domain::Credentials;
 
 error_set!(RegisterErrors: InvalidRequest, Conflict, ServiceUnavailable, RateLimited);
 
@@ -31,10 +32,8 @@ impl AccountsApi {
         accounts: Data<&Accounts>,
         body: Json<CredentialsRequest>,
     ) -> Reply<Created, RegisterErrors> {
-        let Json(req) = body;
-        let user = accounts
-            .register(&req.username, req.password.into())
-            .await?;
+        let credentials = Credentials::from(body.0);
+        let user = accounts.register(credentials).await?;
         Ok(Created::Created(Json(user.into())))
     }
 }

@@ -1,4 +1,4 @@
-//! `/api/v1/auth/*`: mini program login, refresh and logout.
+//! `/api/v1/auth/*`: mini program login, refresh and logout, binding, password sign-in.
 
 use poem::web::Data;
 use poem_openapi::{payload::Json, ApiResponse, OpenApi};
@@ -7,8 +7,9 @@ use super::errors::{error_set, Reply};
 use super::model::{
     BindRequest, CodeRequest, CredentialsRequest, LoginRequest, RefreshBody, SessionBody,
 };
-use super::{session, BearerAuth, Tag};
+use super::{BearerAuth, Tag};
 use crate::accounts::{Accounts, LoginInput};
+use crate::domain::Credentials;
 
 error_set!(LoginErrors: InvalidRequest, WechatCodeInvalid, InvalidCredentials, WechatUserBlocked, BindingRequired, Conflict, WechatRateLimited, AccountLocked, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited);
 error_set!(RefreshErrors: InvalidRequest, WechatCodeInvalid, Unauthenticated, WechatUserBlocked, Conflict, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited);
@@ -53,15 +54,13 @@ impl AuthApi {
         body: Json<LoginRequest>,
     ) -> Reply<LoginOk, LoginErrors> {
         let Json(req) = body;
-        let signed_in = accounts
-            .login(LoginInput {
-                code: req.code.into(),
-                appid: req.appid.map(String::from),
-                username: req.username.map(String::from),
-                password: req.password.map(Into::into),
-            })
-            .await?;
-        Ok(LoginOk::Ok(Json(signed_in.into())))
+        let credentials = Credentials::pair(req.username.map(|u| u.0), req.password.map(|p| p.0))?;
+        let input = LoginInput {
+            code: req.code.0,
+            appid: req.appid.map(|a| a.0),
+            credentials,
+        };
+        Ok(LoginOk::Ok(Json(accounts.login(input).await?.into())))
     }
 
     /// Give the session a new session_key
@@ -73,14 +72,13 @@ impl AuthApi {
     async fn refresh(
         &self,
         accounts: Data<&Accounts>,
-        auth: BearerAuth,
         body: Json<CodeRequest>,
+        auth: BearerAuth,
     ) -> Reply<RefreshOk, RefreshErrors> {
-        let (token, session, _) = session(&accounts, &auth).await?;
-        accounts.refresh(&token, session, &body.0.code).await?;
+        let refreshed = accounts.refresh(auth.0, &body.0.code.0).await?;
         Ok(RefreshOk::Ok(Json(RefreshBody {
-            token: token.reveal(),
-            expires_in: accounts.sessions().ttl().as_secs(),
+            token: refreshed.token.reveal(),
+            expires_in: refreshed.expires_in,
         })))
     }
 
@@ -93,8 +91,7 @@ impl AuthApi {
         accounts: Data<&Accounts>,
         auth: BearerAuth,
     ) -> Reply<LogoutOk, LogoutErrors> {
-        let (token, _, _) = session(&accounts, &auth).await?;
-        accounts.logout(&token).await?;
+        accounts.logout(&auth.0.token).await?;
         Ok(LogoutOk::Done)
     }
 
@@ -110,8 +107,12 @@ impl AuthApi {
         body: Json<BindRequest>,
     ) -> Reply<LoginOk, BindErrors> {
         let Json(req) = body;
+        let credentials = Credentials {
+            username: req.username.0,
+            password: req.password.0,
+        };
         let signed_in = accounts
-            .bind_with_ticket(&req.bind_ticket, &req.username, req.password.into())
+            .bind_with_ticket(&req.bind_ticket, credentials)
             .await?;
         Ok(LoginOk::Ok(Json(signed_in.into())))
     }
@@ -126,10 +127,7 @@ impl AuthApi {
         accounts: Data<&Accounts>,
         body: Json<CredentialsRequest>,
     ) -> Reply<LoginOk, PasswordErrors> {
-        let Json(req) = body;
-        let signed_in = accounts
-            .password_login(&req.username, req.password.into())
-            .await?;
+        let signed_in = accounts.password_login(body.0.into()).await?;
         Ok(LoginOk::Ok(Json(signed_in.into())))
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! A route returns `Reply<T, S>`: `S` is a marker listing the route's error codes, so the
 //! OpenAPI document shows, for each route, exactly its error statuses with the codes behind them
-//! and an example body. The body itself is written by the edge middleware (`super::edge`), which
-//! knows the request id.
+//! and an example body. The body itself is written by the edge middleware
+//! (`super::edge_layer`), which knows the request id.
 
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
@@ -89,6 +89,12 @@ pub struct Failure<S>(pub Error, PhantomData<S>);
 /// What a route returns.
 pub type Reply<T, S> = Result<T, Failure<S>>;
 
+impl<S> From<crate::domain::InvalidInput> for Failure<S> {
+    fn from(e: crate::domain::InvalidInput) -> Self {
+        Failure(e.into(), PhantomData)
+    }
+}
+
 impl<S> From<Error> for Failure<S> {
     fn from(e: Error) -> Self {
         Failure(e, PhantomData)
@@ -97,9 +103,7 @@ impl<S> From<Error> for Failure<S> {
 
 impl<S> From<Failure<S>> for poem::Error {
     fn from(f: Failure<S>) -> poem::Error {
-        let status = poem::http::StatusCode::from_u16(f.0.code.status())
-            .unwrap_or(poem::http::StatusCode::INTERNAL_SERVER_ERROR);
-        poem::Error::new(f.0, status)
+        super::into_poem(f.0)
     }
 }
 
@@ -137,7 +141,10 @@ impl<S: ErrorSet> ApiResponse for Failure<S> {
                     "requestId": "4f1c2b7e9a0d4c6b8e2f1a3b5c7d9e0f",
                 });
                 if matches!(first, Code::WechatCodeInvalid) {
-                    example["wechat"] = serde_json::json!({"errcode": 40163, "errmsg": "code been used, rid: 664ef1ea-61270f43-2b492c40"});
+                    example["wechat"] = serde_json::json!({
+                        "errcode": 40163,
+                        "errmsg": "code been used, rid: 664ef1ea-61270f43-2b492c40",
+                    });
                 }
                 let mut schema = MetaSchema::new("object");
                 schema.all_of = vec![ErrorBody::schema_ref()];

@@ -1,14 +1,14 @@
 //! `/api/v1/me*`: the signed-in user, their profile and phone number.
 
 use poem::web::Data;
-use poem_openapi::{param::Path, payload::Json, types::MaybeUndefined, ApiResponse, OpenApi};
+use poem_openapi::{param::Path, payload::Json, ApiResponse, OpenApi};
 
 use super::errors::{error_set, Reply};
-use super::model::{CredentialsRequest, PhoneBody, PhoneRequest, ProfilePatch, UserBody};
-use super::{session, BearerAuth, Tag};
+use super::model::{change, CredentialsRequest, PhoneBody, PhoneRequest, ProfilePatch, UserBody};
+use super::{BearerAuth, Tag};
 use crate::accounts::Accounts;
+use crate::domain::{Credentials, ProfileChange};
 use crate::error::Error;
-use crate::store::users::ProfileChange;
 
 error_set!(MeErrors: Unauthenticated, ServiceUnavailable);
 error_set!(CredentialsErrors: InvalidRequest, Unauthenticated, Conflict, ServiceUnavailable);
@@ -37,30 +37,14 @@ pub enum PhoneOk {
     Ok(Json<PhoneBody>),
 }
 
-fn text_change(
-    field: &str,
-    value: MaybeUndefined<String>,
-    check: impl Fn(&str) -> bool,
-) -> Result<Option<Option<String>>, Error> {
-    match value {
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Null => Ok(Some(None)),
-        MaybeUndefined::Value(v) if check(&v) => Ok(Some(Some(v))),
-        MaybeUndefined::Value(_) => Err(Error::invalid(format!(
-            "`{field}` is malformed: see the limits in /docs."
-        ))),
-    }
-}
-
 pub struct MeApi;
 
 #[OpenApi(prefix_path = "/api/v1/me", tag = "Tag::Me")]
 impl MeApi {
     /// The signed-in user
     #[oai(path = "/", method = "get", operation_id = "getMe")]
-    async fn get(&self, accounts: Data<&Accounts>, auth: BearerAuth) -> Reply<UserOk, MeErrors> {
-        let (_, _, user) = session(&accounts, &auth).await?;
-        Ok(UserOk::Ok(Json(user.into())))
+    async fn get(&self, auth: BearerAuth) -> Reply<UserOk, MeErrors> {
+        Ok(UserOk::Ok(Json(auth.0.user.into())))
     }
 
     /// Change nickname or avatar
@@ -70,29 +54,15 @@ impl MeApi {
     async fn patch(
         &self,
         accounts: Data<&Accounts>,
-        auth: BearerAuth,
         body: Json<ProfilePatch>,
+        auth: BearerAuth,
     ) -> Reply<UserOk, PatchErrors> {
-        let (_, session, _) = session(&accounts, &auth).await?;
         let change = ProfileChange {
-            nickname: text_change("nickname", body.0.nickname, |v| {
-                !v.trim().is_empty() && v.chars().count() <= 64
-            })?,
-            avatar_url: text_change(
-                "avatarUrl",
-                body.0.avatar_url.map_value(String::from),
-                |v| {
-                    v.len() <= 1024
-                        && url::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
-                },
-            )?,
+            nickname: change(body.0.nickname),
+            avatar_url: change(body.0.avatar_url),
         };
-        Ok(UserOk::Ok(Json(
-            accounts
-                .update_profile(&session.user_id, change)
-                .await?
-                .into(),
-        )))
+        let user = accounts.update_profile(&auth.0.user.id, change).await?;
+        Ok(UserOk::Ok(Json(user.into())))
     }
 
     /// Read and store the user's phone number
@@ -105,18 +75,25 @@ impl MeApi {
     async fn phone(
         &self,
         accounts: Data<&Accounts>,
-        auth: BearerAuth,
         body: Json<PhoneRequest>,
+        auth: BearerAuth,
     ) -> Reply<PhoneOk, PhoneErrors> {
-        let (_, session, _) = session(&accounts, &auth).await?;
+        let session = &auth.0.session;
         let phone = match body.0 {
-            PhoneRequest { code: Some(code), encrypted_data: None, iv: None } => accounts.phone_by_code(&session, &code).await?,
-            PhoneRequest { code: None, encrypted_data: Some(data), iv: Some(iv) } => {
-                accounts.phone_by_data(&session, &data, &iv).await?
-            }
+            PhoneRequest {
+                code: Some(code),
+                encrypted_data: None,
+                iv: None,
+            } => accounts.phone_by_code(session, &code.0).await?,
+            PhoneRequest {
+                code: None,
+                encrypted_data: Some(data),
+                iv: Some(iv),
+            } => accounts.phone_by_data(session, &data, &iv).await?,
             _ => {
                 return Err(Error::invalid(
-                    "Send either `code` (getPhoneNumber's code) or both `encryptedData` and `iv`, not a mix.",
+                    "Send either `code` (getPhoneNumber's code) or both `encryptedData` and \
+                     `iv`, not a mix.",
                 )
                 .into())
             }
@@ -131,13 +108,12 @@ impl MeApi {
     async fn credentials(
         &self,
         accounts: Data<&Accounts>,
-        auth: BearerAuth,
         body: Json<CredentialsRequest>,
+        auth: BearerAuth,
     ) -> Reply<UserOk, CredentialsErrors> {
-        let (_, session, _) = session(&accounts, &auth).await?;
-        let Json(req) = body;
+        let credentials = Credentials::from(body.0);
         let user = accounts
-            .set_credentials(&session.user_id, &req.username, req.password.into())
+            .set_credentials(&auth.0.user.id, credentials)
             .await?;
         Ok(UserOk::Ok(Json(user.into())))
     }
@@ -154,11 +130,10 @@ impl MeApi {
     async fn unbind(
         &self,
         accounts: Data<&Accounts>,
-        auth: BearerAuth,
         appid: Path<String>,
+        auth: BearerAuth,
     ) -> Reply<Unbound, UnbindErrors> {
-        let (_, session, _) = session(&accounts, &auth).await?;
-        accounts.unbind(&session.user_id, &appid.0).await?;
+        accounts.unbind(&auth.0.user.id, &appid.0).await?;
         Ok(Unbound::Done)
     }
 }

@@ -19,10 +19,8 @@ use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use poem_openapi::{auth::Bearer, OpenApiService, SecurityScheme, Tags};
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, Authenticated};
 use crate::error::{Code, Error};
-use crate::store::sessions::{Session, Token};
-use crate::store::users::User;
 use crate::telemetry;
 use errors::ErrorBody;
 
@@ -43,14 +41,30 @@ pub enum Tag {
     Ops,
 }
 
+// A handler that takes `BearerAuth` gets the session behind the token and its user; a request
+// without a live session is answered `unauthenticated` (or 503 where the store is down) before
+// the handler runs. Handlers take it after their body, so that a malformed body is a 400
+// whatever the token. (The `///` line below is the scheme's text in the OpenAPI document.)
 /// `Authorization: Bearer <token>`, the UUID that login returned.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "UUID")]
-pub struct BearerAuth(Bearer);
+#[oai(ty = "bearer", bearer_format = "UUID", checker = "authenticate")]
+pub struct BearerAuth(Authenticated);
 
-/// The session behind a bearer token and its user, or `unauthenticated`.
-async fn session(accounts: &Accounts, auth: &BearerAuth) -> Result<(Token, Session, User), Error> {
-    accounts.authenticate(&auth.0.token).await
+async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Authenticated> {
+    let Some(accounts) = req.data::<Accounts>() else {
+        return Err(poem::Error::from_status(StatusCode::SERVICE_UNAVAILABLE));
+    };
+    accounts
+        .authenticate(&bearer.token)
+        .await
+        .map_err(into_poem)
+}
+
+/// Our error as poem carries it to the edge, which writes the contract's body.
+pub(crate) fn into_poem(error: Error) -> poem::Error {
+    let status =
+        StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    poem::Error::new(error, status)
 }
 
 /// The OpenAPI service of the contract's routes.
@@ -66,15 +80,18 @@ pub fn service() -> OpenApiService<
     ),
     (),
 > {
-    OpenApiService::new(
-        (auth::AuthApi, accounts::AccountsApi, oauth::OauthApi, me::MeApi, wechat::WechatApi, ops::OpsApi),
-        "wxlogin",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
+    let apis = (
+        auth::AuthApi,
+        accounts::AccountsApi,
+        oauth::OauthApi,
+        me::MeApi,
+        wechat::WechatApi,
+        ops::OpsApi,
+    );
+    OpenApiService::new(apis, "wxlogin", env!("CARGO_PKG_VERSION")).description(
         "Sign people in with WeChat. A mini program calls `wx.login`, sends the code to \
-         `POST /api/v1/auth/login` and gets a bearer token; the WeChat session_key stays on the server. \
-         Every answer carries `x-request-id`; errors have the body `ErrorBody`.",
+         `POST /api/v1/auth/login` and gets a bearer token; the WeChat session_key stays on the \
+         server. Every answer carries `x-request-id`; errors have the body `ErrorBody`.",
     )
 }
 
@@ -146,12 +163,12 @@ pub fn routes(svc: Accounts, edge: Edge, demo_page: bool) -> impl Endpoint<Outpu
         .around(move |ep, req| edge_layer(ep, req, svc.clone(), edge.clone()))
 }
 
-/// Request id, per-IP limit, body limit, error bodies, log line and metrics for every request.
 /// Whether a path is one of the sign-in routes that the per-IP limit guards.
 fn rate_limited_path(path: &str) -> bool {
     path.starts_with("/api/v1/auth/") || path.starts_with("/api/v1/accounts")
 }
 
+/// Request id, per-IP limit, body limit, error bodies, log line and metrics for every request.
 async fn edge_layer<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
@@ -176,11 +193,7 @@ async fn edge_layer<E: Endpoint>(
         None => Ok(req.take_body().into_bytes_limit(max_body_bytes).await),
     };
     let result = match body {
-        Err(error) => {
-            let status =
-                StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-            Err(poem::Error::new(error, status))
-        }
+        Err(error) => Err(into_poem(error)),
         Ok(Ok(bytes)) => {
             req.set_body(bytes);
             ep.call(req).await.map(IntoResponse::into_response)

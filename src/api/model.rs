@@ -10,115 +10,74 @@ use poem_openapi::Object;
 use serde_json::Value;
 
 use crate::accounts::SignedIn;
-use crate::store::users::{Identity, Phone, User};
+use crate::domain::{
+    AppId, Credentials, HttpUrl, Identity, Nickname, Password, Phone, Shaped, User, Username,
+    WxCode,
+};
 
-/// A string of the contract with a shape: checked on parse by plain code, and described in the
-/// schema by the same pattern. (poem-openapi's `pattern` validator compiles its regex on every
-/// check: that was a tenth of a login's CPU.) Only a JSON string is one: `false` or `12` is not.
-macro_rules! shaped_string {
-    ($(#[$m:meta])* $name:ident { min: $min:expr, max: $max:expr, pattern: $pattern:expr, fits: $fits:expr }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct $name(pub String);
+/// A JSON string field parsed into a domain type `T` (`domain::Shaped`): the schema shows `T`'s
+/// length and alphabet, and a value that breaks them is a 400 before the handler runs, so the
+/// handler gets a `T`. Only a JSON string is one: `false` or `12` is not.
+#[derive(Debug, Clone)]
+pub struct Field<T>(pub T);
 
-        impl std::ops::Deref for $name {
-            type Target = str;
-            fn deref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(v: $name) -> String {
-                v.0
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(v: &str) -> $name {
-                $name(v.to_string())
-            }
-        }
-
-        impl Type for $name {
-            const IS_REQUIRED: bool = true;
-            type RawValueType = String;
-            type RawElementValueType = String;
-
-            fn name() -> Cow<'static, str> {
-                "string".into()
-            }
-
-            fn schema_ref() -> MetaSchemaRef {
-                let min: Option<usize> = $min;
-                MetaSchemaRef::Inline(Box::new(MetaSchema {
-                    min_length: min,
-                    max_length: Some($max),
-                    pattern: Some($pattern.to_string()),
-                    ..MetaSchema::new("string")
-                }))
-            }
-
-            fn as_raw_value(&self) -> Option<&String> {
-                Some(&self.0)
-            }
-
-            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
-                Box::new(self.as_raw_value().into_iter())
-            }
-        }
-
-        impl ParseFromJSON for $name {
-            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-                let fits: fn(&str) -> bool = $fits;
-                let min: Option<usize> = $min;
-                match value.unwrap_or_default() {
-                    Value::String(v) => {
-                        let len = v.chars().count();
-                        if len >= min.unwrap_or(0) && len <= $max && fits(&v) {
-                            Ok($name(v))
-                        } else {
-                            Err(ParseError::custom(format!(
-                                "{} to {} characters matching `{}`",
-                                min.unwrap_or(0),
-                                $max,
-                                $pattern
-                            )))
-                        }
-                    }
-                    other => Err(ParseError::expected_type(other)),
-                }
-            }
-        }
-
-        impl ToJSON for $name {
-            fn to_json(&self) -> Option<Value> {
-                Some(Value::String(self.0.clone()))
-            }
-        }
-    };
+impl<T: Shaped> Field<T> {
+    /// A field of a constant known to fit (examples).
+    fn of(text: &str) -> Self {
+        Field(T::parse(text.to_string()).expect("an example fits its shape"))
+    }
 }
 
-fn visible_ascii(v: &str) -> bool {
-    v.bytes().all(|b| b.is_ascii_graphic())
+impl<T: Shaped + Send + Sync> Type for Field<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "string".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            min_length: (T::MIN > 0).then_some(T::MIN),
+            max_length: Some(T::MAX),
+            pattern: T::PATTERN.map(str::to_string),
+            ..MetaSchema::new("string")
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
 }
 
-shaped_string!(
-    /// A code from `wx.login` or `getPhoneNumber`: visible ASCII.
-    WxCode { min: Some(1), max: 128, pattern: r"^[!-~]+$", fits: visible_ascii }
-);
-shaped_string!(
-    /// An appid: letters, digits and `_`.
-    AppIdText { min: Some(1), max: 32, pattern: r"^[A-Za-z0-9_]+$", fits: |v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') }
-);
-shaped_string!(
-    /// A username: letters, digits, `_`, `.` and `-`.
-    UsernameText { min: Some(3), max: 32, pattern: r"^[A-Za-z0-9_.\-]+$", fits: |v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) }
-);
-shaped_string!(
-    /// An http(s) URL.
-    HttpUrl { min: None, max: 1024, pattern: r"^https?://", fits: |v| v.starts_with("http://") || v.starts_with("https://") }
-);
+impl<T: Shaped + Send + Sync> ParseFromJSON for Field<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(v) => T::parse(v).map(Field).map_err(|e| ParseError::custom(e.0)),
+            other => Err(ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl<T: Shaped + Send + Sync> ToJSON for Field<T> {
+    fn to_json(&self) -> Option<Value> {
+        self.0.shown().map(|s| Value::String(s.to_string()))
+    }
+}
+
+/// What a `PATCH` field asks: `None` leaves it, `Some(None)` clears it.
+pub fn change<T>(field: MaybeUndefined<Field<T>>) -> Option<Option<T>> {
+    match field {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(Field(v)) => Some(Some(v)),
+    }
+}
 
 /// A WeChat identity that signs in to a user.
 #[derive(Object)]
@@ -244,20 +203,20 @@ impl From<SignedIn> for SessionBody {
 #[oai(rename_all = "camelCase", example)]
 pub struct LoginRequest {
     /// The code `wx.login` gave (one use, five minutes).
-    pub code: WxCode,
+    pub code: Field<WxCode>,
     /// The mini program; may be left out where one is configured.
-    pub appid: Option<AppIdText>,
+    pub appid: Option<Field<AppId>>,
     /// With `password`: bind this WeChat user to that account on first login.
-    pub username: Option<UsernameText>,
+    pub username: Option<Field<Username>>,
     /// With `username`.
-    #[oai(write_only, validator(min_length = 8, max_length = 128))]
-    pub password: Option<String>,
+    #[oai(write_only)]
+    pub password: Option<Field<Password>>,
 }
 
 impl Example for LoginRequest {
     fn example() -> Self {
         LoginRequest {
-            code: "0a3Xk2000Nfpu03mVb300rUVzN3Xk20K".into(),
+            code: Field::of("0a3Xk2000Nfpu03mVb300rUVzN3Xk20K"),
             appid: None,
             username: None,
             password: None,
@@ -270,13 +229,13 @@ impl Example for LoginRequest {
 #[oai(example)]
 pub struct CodeRequest {
     /// The code `wx.login` gave.
-    pub code: WxCode,
+    pub code: Field<WxCode>,
 }
 
 impl Example for CodeRequest {
     fn example() -> Self {
         CodeRequest {
-            code: "0a3Xk2000Nfpu03mVb300rUVzN3Xk20K".into(),
+            code: Field::of("0a3Xk2000Nfpu03mVb300rUVzN3Xk20K"),
         }
     }
 }
@@ -303,16 +262,15 @@ impl Example for RefreshBody {
 #[oai(rename_all = "camelCase", example)]
 pub struct ProfilePatch {
     /// 1 to 64 characters.
-    #[oai(validator(min_length = 1, max_length = 64))]
-    pub nickname: MaybeUndefined<String>,
+    pub nickname: MaybeUndefined<Field<Nickname>>,
     /// An http(s) URL of at most 1024 characters.
-    pub avatar_url: MaybeUndefined<HttpUrl>,
+    pub avatar_url: MaybeUndefined<Field<HttpUrl>>,
 }
 
 impl Example for ProfilePatch {
     fn example() -> Self {
         ProfilePatch {
-            nickname: MaybeUndefined::Value("Band".into()),
+            nickname: MaybeUndefined::Value(Field::of("Band")),
             avatar_url: MaybeUndefined::Undefined,
         }
     }
@@ -324,7 +282,7 @@ impl Example for ProfilePatch {
 #[oai(rename_all = "camelCase", example)]
 pub struct PhoneRequest {
     /// From the current `getPhoneNumber` button.
-    pub code: Option<WxCode>,
+    pub code: Option<Field<WxCode>>,
     /// From the older button, with `iv` (base64).
     #[oai(validator(min_length = 1))]
     pub encrypted_data: Option<String>,
@@ -336,7 +294,9 @@ pub struct PhoneRequest {
 impl Example for PhoneRequest {
     fn example() -> Self {
         PhoneRequest {
-            code: Some("e31968a7f94cc5ee25fafc2aef2773f0bb8c3937b22520eb8ee345274d00c144".into()),
+            code: Some(Field::of(
+                "e31968a7f94cc5ee25fafc2aef2773f0bb8c3937b22520eb8ee345274d00c144",
+            )),
             encrypted_data: None,
             iv: None,
         }
@@ -428,17 +388,26 @@ impl Example for DecryptBody {
 #[oai(rename_all = "camelCase", example)]
 pub struct CredentialsRequest {
     /// 3 to 32 characters: letters, digits, `_`, `.`, `-`; unique without regard to case.
-    pub username: UsernameText,
+    pub username: Field<Username>,
     /// 8 to 128 characters; stored only as an argon2id hash.
-    #[oai(write_only, validator(min_length = 8, max_length = 128))]
-    pub password: String,
+    #[oai(write_only)]
+    pub password: Field<Password>,
 }
 
 impl Example for CredentialsRequest {
     fn example() -> Self {
         CredentialsRequest {
-            username: "band".into(),
-            password: "correct horse battery".into(),
+            username: Field::of("band"),
+            password: Field::of("correct horse battery"),
+        }
+    }
+}
+
+impl From<CredentialsRequest> for Credentials {
+    fn from(req: CredentialsRequest) -> Credentials {
+        Credentials {
+            username: req.username.0,
+            password: req.password.0,
         }
     }
 }
@@ -451,17 +420,17 @@ pub struct BindRequest {
     /// From the `binding_required` answer.
     #[oai(validator(min_length = 1, max_length = 64))]
     pub bind_ticket: String,
-    pub username: UsernameText,
-    #[oai(write_only, validator(min_length = 8, max_length = 128))]
-    pub password: String,
+    pub username: Field<Username>,
+    #[oai(write_only)]
+    pub password: Field<Password>,
 }
 
 impl Example for BindRequest {
     fn example() -> Self {
         BindRequest {
             bind_ticket: "6f9c1d2e-8a7b-4c3d-9e0f-1a2b3c4d5e6f".into(),
-            username: "band".into(),
-            password: "correct horse battery".into(),
+            username: Field::of("band"),
+            password: Field::of("correct horse battery"),
         }
     }
 }

@@ -8,8 +8,8 @@ use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
 use super::auth::LoginOk;
 use super::errors::{error_set, Reply};
 use super::Tag;
-use crate::accounts::web::WebProvider;
 use crate::accounts::Accounts;
+use crate::domain::WebProvider;
 
 error_set!(AuthorizeErrors: InvalidRequest, ServiceUnavailable);
 error_set!(CallbackErrors: InvalidRequest, WechatCodeInvalid, WechatRateLimited, WechatUnavailable, WechatError, Conflict, ServiceUnavailable);

@@ -5,7 +5,7 @@ use poem_openapi::{payload::Json, ApiResponse, OpenApi};
 
 use super::errors::{error_set, Reply};
 use super::model::{DecryptBody, DecryptRequest};
-use super::{session, BearerAuth, Tag};
+use super::{BearerAuth, Tag};
 use crate::accounts::Accounts;
 use crate::error::Error;
 
@@ -32,10 +32,9 @@ impl WechatApi {
     async fn decrypt(
         &self,
         accounts: Data<&Accounts>,
-        auth: BearerAuth,
         body: Json<DecryptRequest>,
+        auth: BearerAuth,
     ) -> Reply<DecryptOk, DecryptErrors> {
-        let (_, session, _) = session(&accounts, &auth).await?;
         let req = body.0;
         let signed = match (&req.raw_data, &req.signature) {
             (Some(raw), Some(sig)) => Some((raw.as_str(), sig.as_str())),
@@ -47,7 +46,7 @@ impl WechatApi {
             }
         };
         let open = accounts
-            .decrypt(&session, &req.encrypted_data, &req.iv, signed)
+            .decrypt(&auth.0.session, &req.encrypted_data, &req.iv, signed)
             .await?;
         Ok(DecryptOk::Ok(Json(DecryptBody {
             data: open.data.into(),

@@ -12,18 +12,11 @@
 //! write's commit and its second delete.
 
 use std::future::Future;
-use std::time::Duration;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::{de::DeserializeOwned, Serialize};
-use sha2::{Digest, Sha256};
 
+use super::keys::{USER_CACHE, USER_CACHE_LEASE};
 use super::{kv::Kv, seal::Sealer, StoreError};
-
-/// How long an entry lives.
-const TTL: Duration = Duration::from_secs(300);
-/// How long a reader may take between its lease and its store.
-const LEASE_TTL: Duration = Duration::from_secs(2);
 /// The first byte of every entry: a lease, or a sealed value.
 const LEASE: u8 = 0;
 const VALUE: u8 = 1;
@@ -38,26 +31,6 @@ type Result<T> = std::result::Result<T, StoreError>;
 pub struct Cache {
     kv: Kv,
     sealer: Sealer,
-}
-
-/// The entry of a user, by id.
-pub fn user_key(user_id: &str) -> String {
-    hashed("uc:u:", &[user_id])
-}
-
-/// The entry of an identity (which user an openid of an app belongs to).
-pub fn identity_key(appid: &str, openid: &str) -> String {
-    hashed("uc:i:", &[appid, openid])
-}
-
-/// A prefix and 128 bits of SHA-256 of the parts: short, and no user id or openid in clear.
-fn hashed(prefix: &str, parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0]);
-    }
-    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(&h.finalize()[..16]))
 }
 
 impl Cache {
@@ -103,7 +76,7 @@ impl Cache {
         });
         if let Err(e) = self
             .kv
-            .compare_and_set(key, &lease, entry.as_deref(), TTL)
+            .compare_and_set(key, &lease, entry.as_deref(), USER_CACHE)
             .await
         {
             tracing::debug!(error = %e, "could not fill the user cache");
@@ -117,7 +90,7 @@ impl Cache {
         if replace && self.kv.del(key).await.is_err() {
             return None;
         }
-        match self.kv.set_nx(key, &lease, LEASE_TTL).await {
+        match self.kv.set_nx(key, &lease, USER_CACHE_LEASE).await {
             Ok(true) => Some(lease),
             _ => None,
         }
@@ -146,7 +119,7 @@ impl Cache {
 
     /// The second `forget` of a write that has been done: a failure is logged, not answered,
     /// since the write stands (the entry then lives out its five minutes).
-    pub async fn after(&self, keys: &[String]) {
+    pub async fn forget_after_write(&self, keys: &[String]) {
         if let Err(e) = self.forget(keys).await {
             tracing::warn!(error = %e, "could not drop a user's cache entry after a write");
         }

@@ -25,7 +25,7 @@ pub struct Kv {
 enum Backend {
     Redis(Box<ConnectionManager>),
     /// A Redis Cluster. Every operation touches one key (or keys of one slot), so each is served
-    /// by one node; the several keys of `set_also` and `get_touch_and_get` are single-slot
+    /// by one node; the several keys of `set_many` and `getex_with` are single-slot
     /// steps there.
     Cluster(Box<ClusterConnection>),
     Memory(Arc<Mutex<Memory>>),
@@ -152,8 +152,8 @@ impl Kv {
         }
     }
 
-    /// Reads a value and restarts its time to live (sliding expiry).
-    pub async fn get_touch(&self, key: &str, ttl: Duration) -> Result<Option<Vec<u8>>> {
+    /// Reads a value and restarts its time to live (sliding expiry), as Redis' GETEX.
+    pub async fn getex(&self, key: &str, ttl: Duration) -> Result<Option<Vec<u8>>> {
         match &self.backend {
             Backend::Memory(m) => Ok(Self::mem(m).live(&self.key(key)).map(|(v, exp)| {
                 *exp = Instant::now() + ttl;
@@ -190,52 +190,36 @@ impl Kv {
         }
     }
 
-    /// Sets a value, and `also` where given: one round trip on Redis; on a cluster, where the
-    /// keys live in different slots, one per key. Not a transaction: the callers (a new session
+    /// Sets several values: one round trip on Redis (a pipeline); on a cluster, where the keys
+    /// may live in different slots, one per key. Not a transaction: the callers (a new session
     /// and its login's answer for retries) need only that each write happens or fails; a
     /// session whose token was never handed out is unreachable.
-    pub async fn set_also(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-        also: Option<(&str, &[u8], Duration)>,
-    ) -> Result<()> {
-        match (&self.backend, also) {
-            (Backend::Redis(_), Some((also, also_value, also_ttl))) => {
-                let mut pipe = redis::pipe();
+    pub async fn set_many(&self, entries: &[(&str, &[u8], Duration)]) -> Result<()> {
+        if let Backend::Redis(_) = &self.backend {
+            let mut pipe = redis::pipe();
+            for (key, value, ttl) in entries {
                 pipe.cmd("SET")
                     .arg(self.key(key))
-                    .arg(value)
+                    .arg(*value)
                     .arg("EX")
-                    .arg(secs(ttl))
-                    .ignore()
-                    .cmd("SET")
-                    .arg(self.key(also))
-                    .arg(also_value)
-                    .arg("EX")
-                    .arg(secs(also_ttl))
+                    .arg(secs(*ttl))
                     .ignore();
-                self.pipeline(&pipe).await
             }
-            (_, also) => {
-                self.set(key, value, ttl).await?;
-                if let Some((key, value, ttl)) = also {
-                    self.set(key, value, ttl).await?;
-                }
-                Ok(())
-            }
+            return self.pipeline(&pipe).await;
         }
+        for (key, value, ttl) in entries {
+            self.set(key, value, *ttl).await?;
+        }
+        Ok(())
     }
 
-    /// Reads a value and restarts its time to live (as `get_touch`), and reads `also` in the
-    /// same round trip on Redis (a pipeline); on a cluster, where `also` may live on another
-    /// node, one after the other.
-    pub async fn get_touch_and_get(
+    /// GETEX (as `getex`) of `key`, and GET of `other` in the same round trip on Redis (a
+    /// pipeline); on a cluster, where `other` may live on another node, one after the other.
+    pub async fn getex_with(
         &self,
         key: &str,
         ttl: Duration,
-        also: &str,
+        other: &str,
     ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
         match &self.backend {
             Backend::Redis(_) => {
@@ -245,10 +229,10 @@ impl Kv {
                     .arg("EX")
                     .arg(secs(ttl))
                     .cmd("GET")
-                    .arg(self.key(also));
+                    .arg(self.key(other));
                 self.pipeline(&pipe).await
             }
-            _ => Ok((self.get_touch(key, ttl).await?, self.get(also).await?)),
+            _ => Ok((self.getex(key, ttl).await?, self.get(other).await?)),
         }
     }
 
@@ -411,7 +395,7 @@ impl Kv {
     }
 
     /// Takes a set away: its members, and the set is gone (for indexes written before 0.2).
-    pub async fn set_take(&self, key: &str) -> Result<Vec<String>> {
+    pub async fn take_members(&self, key: &str) -> Result<Vec<String>> {
         match &self.backend {
             // Nothing writes sets any more, and the in-process store outlives no upgrade.
             Backend::Memory(_) => Ok(Vec::new()),

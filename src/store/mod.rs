@@ -1,13 +1,27 @@
-//! Storage: sessions, tickets and caches in Redis (or an in-process stand-in for one node), and
-//! users with their WeChat identities in SQL (SQLite or PostgreSQL). No HTTP here.
+//! Storage: sessions, tickets, counters and caches in Redis (or an in-process stand-in for one
+//! node), and users with their WeChat identities in SQL (SQLite or PostgreSQL). No HTTP here.
+//!
+//! Every Redis key is named in `keys`; the flows ask the typed stores below (`sessions`,
+//! `tickets`, `replays`, `limits`, `access_tokens`, `users`) and never the raw `kv`.
 
+pub mod access_tokens;
 pub mod cache;
+mod credentials;
+mod identities;
+pub mod keys;
 pub mod kv;
+pub mod limits;
+pub mod replays;
 pub mod seal;
 pub mod sessions;
+pub mod tickets;
 pub mod users;
 
+use std::time::Duration;
+
 use crate::error::{Code, Error};
+
+pub use credentials::StoredPassword;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -41,5 +55,44 @@ impl From<StoreError> for Error {
             ),
             StoreError::Unavailable(_) => Error::unavailable(e),
         }
+    }
+}
+
+/// Every typed store of one serving thread, over one key-value store and one SQL pool.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: users::Users,
+    pub sessions: sessions::Sessions,
+    pub tickets: tickets::Tickets,
+    pub replays: replays::Replays,
+    pub limits: limits::Limits,
+    pub access_tokens: access_tokens::AccessTokenCache,
+    kv: kv::Kv,
+}
+
+impl Stores {
+    /// The stores over `kv` (sealing what holds a secret with `sealer`) and `users`, which
+    /// from now on reads through the shared user cache.
+    pub fn new(
+        kv: kv::Kv,
+        sealer: seal::Sealer,
+        users: users::Users,
+        session_ttl: Duration,
+    ) -> Stores {
+        Stores {
+            users: users.with_cache(cache::Cache::new(kv.clone(), sealer.clone())),
+            sessions: sessions::Sessions::new(kv.clone(), session_ttl, sealer.clone()),
+            tickets: tickets::Tickets::new(kv.clone(), sealer.clone()),
+            replays: replays::Replays::new(kv.clone(), sealer.clone()),
+            limits: limits::Limits::new(kv.clone()),
+            access_tokens: access_tokens::AccessTokenCache::new(kv.clone(), sealer),
+            kv,
+        }
+    }
+
+    /// Whether the key-value store and the database answer.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.kv.ping().await?;
+        self.users.ping().await
     }
 }

@@ -1,8 +1,5 @@
-//! Server-side sessions: what a bearer token stands for.
-//!
-//! The token is a v4 UUID handed to the client once. The store is keyed by the token's SHA-256,
-//! so a copy of Redis holds no token a thief could present, and a lookup's timing depends on the
-//! hash, not on how much of a guessed token is right. The session_key never leaves the server.
+//! Server-side sessions in the key-value store, keyed by their token's digest
+//! (`keys::session`), with a sliding time to live, in a compact binary layout.
 //!
 //! No index of an identity's sessions is kept: a session of an identity is good while its user
 //! has that identity with the binding the session was made with (`accounts` checks), so
@@ -11,77 +8,16 @@
 //! never changes, so what it remembers of it needs no invalidation).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use base64::Engine;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{cache, kv::Kv, seal::Sealer, StoreError};
-
-/// A bearer token: a v4 UUID.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Token(Uuid);
-
-impl Token {
-    pub fn new() -> Token {
-        Token(Uuid::new_v4())
-    }
-
-    /// Reads a token as the client sends it; anything but a v4 UUID is no token.
-    pub fn parse(text: &str) -> Option<Token> {
-        Uuid::try_parse(text.trim())
-            .ok()
-            .filter(|u| u.get_version_num() == 4)
-            .map(Token)
-    }
-
-    /// The text given to the client, once, in the login answer.
-    pub fn reveal(&self) -> String {
-        self.0.hyphenated().to_string()
-    }
-
-    /// 128 bits of the token's SHA-256 in base64url: as unguessable as the token, and short,
-    /// since a million sessions each carry it.
-    fn id(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.digest())
-    }
-
-    fn digest(&self) -> [u8; 16] {
-        let digest = Sha256::digest(self.0.as_bytes());
-        digest[..16].try_into().expect("16 of 32 bytes")
-    }
-
-    fn storage_key(&self) -> String {
-        session_key_of(&self.id())
-    }
-}
-
-/// The key of a session by its id.
-fn session_key_of(id: &str) -> String {
-    format!("sess:{id}")
-}
-
-/// The index as wxlogin before 0.2 named it, with keys as members: still emptied on unbinding,
-/// for sessions made before an upgrade.
-fn legacy_identity_key(appid: &str, openid: &str) -> String {
-    format!("isess:{appid}:{openid}")
-}
-
-impl Default for Token {
-    fn default() -> Self {
-        Token::new()
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<hidden>)")
-    }
-}
+use super::replays::{DoneAnswer, Replay, Replays};
+use super::{keys, kv::Kv, seal::Sealer, StoreError};
+use crate::domain::{Session, Token};
 
 /// The first byte of a stored session; a new layout takes a new number. Formats 1 (`V1`) and 2
 /// (`Compact` without `binding`) are still read, so that sessions outlive an upgrade.
@@ -89,28 +25,6 @@ const SESSION_FORMAT_1: u8 = 1;
 const SESSION_FORMAT_2: u8 = 2;
 /// Format 3: `Compact`, whose UUID user id and 16-byte session_keys are raw bytes.
 const SESSION_FORMAT: u8 = 3;
-
-/// What a token stands for. Stored as postcard (no field names) in the compact layout of
-/// `Compact`, so that a session takes under 100 bytes before its seal and pointer; see `encode`.
-#[derive(Clone)]
-pub struct Session {
-    pub user_id: String,
-    /// The mini program, for a session made by a WeChat login (not by a password).
-    pub appid: Option<String>,
-    pub openid: Option<String>,
-    /// The current session_key, base64 as WeChat gave it.
-    pub session_key: Option<String>,
-    /// The key before the last refresh, tried for decryption only until `previous_until`.
-    pub previous_key: Option<String>,
-    /// Unix seconds after which `previous_key` is no longer tried.
-    pub previous_until: Option<i64>,
-    /// The identity's unionid is recorded already: decrypted data need not record it.
-    pub unionid_known: bool,
-    /// The binding of the identity it signs in (`store::users::Identity::binding`): the
-    /// session is good while the identity has this one. None for sessions of no identity, of
-    /// rows bound before bindings had numbers, and stored before format 3.
-    pub binding: Option<i64>,
-}
 
 /// A session as format 1 stored it.
 #[derive(Serialize, Deserialize)]
@@ -216,6 +130,7 @@ impl From<Compact> for Session {
     }
 }
 
+/// The storage layout is the store's business, so it is written here, beside the store.
 impl Session {
     /// The bytes kept in the store: a version byte, then postcard of `Compact`.
     pub fn encode(&self) -> Vec<u8> {
@@ -262,68 +177,6 @@ impl Session {
             _ => None,
         }
     }
-
-    /// The session_keys worth trying for open data, current first.
-    pub fn decryption_keys(&self, now: i64) -> impl Iterator<Item = &str> {
-        let previous = match (&self.previous_key, self.previous_until) {
-            (Some(k), Some(until)) if now < until => Some(k.as_str()),
-            _ => None,
-        };
-        self.session_key.as_deref().into_iter().chain(previous)
-    }
-
-    /// A session of a WeChat identity.
-    pub fn wechat(user_id: &str, appid: &str, openid: &str, session_key: String) -> Session {
-        Session {
-            user_id: user_id.to_string(),
-            appid: Some(appid.to_string()),
-            openid: Some(openid.to_string()),
-            session_key: Some(session_key),
-            previous_key: None,
-            previous_until: None,
-            unionid_known: false,
-            binding: None,
-        }
-    }
-
-    /// A session of a web sign-in: an identity, no session_key.
-    pub fn web(user_id: &str, appid: &str, openid: &str) -> Session {
-        Session {
-            user_id: user_id.to_string(),
-            appid: Some(appid.to_string()),
-            openid: Some(openid.to_string()),
-            session_key: None,
-            previous_key: None,
-            previous_until: None,
-            unionid_known: false,
-            binding: None,
-        }
-    }
-
-    /// A session made with a username and password: no WeChat session_key.
-    pub fn password(user_id: &str) -> Session {
-        Session {
-            user_id: user_id.to_string(),
-            appid: None,
-            openid: None,
-            session_key: None,
-            previous_key: None,
-            previous_until: None,
-            unionid_known: false,
-            binding: None,
-        }
-    }
-}
-
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("user_id", &self.user_id)
-            .field("appid", &self.appid)
-            .field("openid", &self.openid)
-            .field("session_key", &"<hidden>")
-            .finish_non_exhaustive()
-    }
 }
 
 /// Sessions in the key-value store, with a sliding time to live.
@@ -335,6 +188,13 @@ pub struct Sessions {
     /// The user cache key of tokens this process has read (by the token's digest), so that
     /// their next read fetches the user in the same round trip. Emptied when full.
     users_of: Arc<Mutex<HashMap<[u8; 16], String>>>,
+}
+
+/// A session as read, with its user's cache entry where it came in the same round trip.
+pub struct SessionRead {
+    pub session: Session,
+    /// The user's entry of the user cache (`Users::from_entry` opens it).
+    pub user_entry: Option<Vec<u8>>,
 }
 
 /// How many tokens `users_of` remembers (about 60 bytes each).
@@ -360,33 +220,36 @@ impl Sessions {
         if users.len() >= REMEMBERED {
             users.clear();
         }
-        users.insert(token.digest(), cache::user_key(&session.user_id));
+        users.insert(token.digest(), keys::cached_user(&session.user_id));
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
 
-    /// Stores a new session and returns its token.
-    pub async fn create(&self, session: &Session) -> Result<Token, StoreError> {
-        self.create_with(session, |_| None).await
-    }
-
-    /// `create`, writing in the same round trip what `also` makes of the new token (a key, its
-    /// value and time to live).
-    pub async fn create_with(
+    /// Stores a new session and returns its token; with `answer`, the login's answer for a
+    /// retry of its code too, in the same round trip.
+    pub async fn create(
         &self,
         session: &Session,
-        also: impl FnOnce(&Token) -> Option<(String, Vec<u8>, Duration)>,
+        answer: Option<(&Replays, DoneAnswer)>,
     ) -> Result<Token, StoreError> {
         let token = Token::new();
-        let also = also(&token);
-        let also = also
-            .as_ref()
-            .map(|(k, v, t)| (k.as_str(), v.as_slice(), *t));
-        let key = token.storage_key();
+        let key = keys::session(&token);
         let sealed = self.sealer.seal(&key, &session.encode());
-        self.kv.set_also(&key, &sealed, self.ttl, also).await?;
+        let replay = answer.map(|(replays, done)| {
+            let record = Replay::Done {
+                token: token.reveal(),
+                user_id: done.user_id,
+                is_new_user: done.is_new_user,
+            };
+            replays.sealed(&done.key, &record)
+        });
+        let mut entries = vec![(key.as_str(), sealed.as_slice(), self.ttl)];
+        if let Some((replay_key, bytes)) = &replay {
+            entries.push((replay_key.as_str(), bytes.as_slice(), keys::LOGIN_REPLAY));
+        }
+        self.kv.set_many(&entries).await?;
         self.remember(&token, session);
         Ok(token)
     }
@@ -394,10 +257,8 @@ impl Sessions {
     /// Ends the sessions that wxlogin before 0.2 listed under an identity. (Since, a session of
     /// an identity ends when the identity goes: `accounts::authenticate`.)
     pub async fn end_identity(&self, appid: &str, openid: &str) -> Result<usize, StoreError> {
-        let keys = self
-            .kv
-            .set_take(&legacy_identity_key(appid, openid))
-            .await?;
+        let legacy = keys::legacy_identity_sessions(appid, openid);
+        let keys = self.kv.take_members(&legacy).await?;
         for key in &keys {
             self.kv.del(key).await?;
         }
@@ -406,7 +267,7 @@ impl Sessions {
 
     /// Replaces what a token stands for, restarting its time to live.
     pub async fn put(&self, token: &Token, session: &Session) -> Result<(), StoreError> {
-        let key = token.storage_key();
+        let key = keys::session(token);
         self.kv
             .set(&key, &self.sealer.seal(&key, &session.encode()), self.ttl)
             .await
@@ -415,14 +276,11 @@ impl Sessions {
     /// The session of a token, restarting its time to live, with its user's cache entry where
     /// this process has read the token before (in the same round trip) and the cache holds the
     /// user; None when unknown or expired.
-    pub async fn get(
-        &self,
-        token: &Token,
-    ) -> Result<Option<(Session, Option<Vec<u8>>)>, StoreError> {
-        let key = token.storage_key();
+    pub async fn get(&self, token: &Token) -> Result<Option<SessionRead>, StoreError> {
+        let key = keys::session(token);
         let (bytes, user_entry) = match self.user_of(token) {
-            Some(user_key) => self.kv.get_touch_and_get(&key, self.ttl, &user_key).await?,
-            None => (self.kv.get_touch(&key, self.ttl).await?, None),
+            Some(user_key) => self.kv.getex_with(&key, self.ttl, &user_key).await?,
+            None => (self.kv.getex(&key, self.ttl).await?, None),
         };
         let Some(bytes) = bytes else {
             return Ok(None);
@@ -439,43 +297,15 @@ impl Sessions {
         if user_entry.is_none() {
             self.remember(token, &session);
         }
-        Ok(Some((session, user_entry)))
+        Ok(Some(SessionRead {
+            session,
+            user_entry,
+        }))
     }
 
     /// Ends a session; true when it existed.
     pub async fn delete(&self, token: &Token) -> Result<bool, StoreError> {
-        self.kv.del(&token.storage_key()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_v4_uuids_are_tokens() {
-        let t = Token::new();
-        assert_eq!(Token::parse(&t.reveal()), Some(t));
-        assert!(Token::parse("not-a-token").is_none());
-        assert!(Token::parse("00000000-0000-1000-8000-000000000000").is_none());
-        assert!(!format!("{t:?}").contains(&t.reveal()));
-    }
-
-    #[test]
-    fn previous_key_is_tried_only_in_its_window() {
-        let s = Session {
-            user_id: "u".into(),
-            appid: Some("a".into()),
-            openid: Some("o".into()),
-            session_key: Some("new".into()),
-            previous_key: Some("old".into()),
-            previous_until: Some(100),
-            unionid_known: false,
-            binding: None,
-        };
-        assert_eq!(s.decryption_keys(99).collect::<Vec<_>>(), ["new", "old"]);
-        assert_eq!(s.decryption_keys(100).collect::<Vec<_>>(), ["new"]);
-        assert!(!format!("{s:?}").contains("new"));
+        self.kv.del(&keys::session(token)).await
     }
 }
 
@@ -591,10 +421,15 @@ mod store_tests {
             let here = Sessions::new(kv.clone(), ttl, sealer.clone());
             let elsewhere = Sessions::new(kv.clone(), ttl, sealer.clone());
             let session = Session::wechat("u1", "wx1", "o1", "tiihtNczf5v6AKRyjwEUhQ==".into());
-            let token = here.create(&session).await.unwrap();
-            kv.set(&cache::user_key("u1"), b"entry", ttl).await.unwrap();
+            let token = here.create(&session, None).await.unwrap();
+            kv.set(&keys::cached_user("u1"), b"entry", ttl)
+                .await
+                .unwrap();
 
-            let (read, entry) = here.get(&token).await.unwrap().expect("stored");
+            let SessionRead {
+                session: read,
+                user_entry: entry,
+            } = here.get(&token).await.unwrap().expect("stored");
             assert_eq!(read.user_id, "u1");
             assert_eq!(
                 entry.as_deref(),
@@ -602,14 +437,17 @@ mod store_tests {
                 "the maker knows its user"
             );
             // Another node reads the session alone the first time, then with its user.
-            let (read, entry) = elsewhere.get(&token).await.unwrap().expect("shared");
+            let SessionRead {
+                session: read,
+                user_entry: entry,
+            } = elsewhere.get(&token).await.unwrap().expect("shared");
             assert_eq!(read.session_key, session.session_key);
             assert!(entry.is_none());
-            let (_, entry) = elsewhere.get(&token).await.unwrap().unwrap();
+            let entry = elsewhere.get(&token).await.unwrap().unwrap().user_entry;
             assert_eq!(entry.as_deref(), Some(&b"entry"[..]));
 
             // Bytes that do not open are no session, remembered token or not.
-            let key = token.storage_key();
+            let key = keys::session(&token);
             kv.set(&key, b"garbage that opens under no key", ttl)
                 .await
                 .unwrap();

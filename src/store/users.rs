@@ -9,103 +9,21 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::{migrate::Migrator, Row};
 
-use super::cache::{identity_key, user_key, Cache};
-use super::StoreError;
+use super::cache::Cache;
+use super::{keys, StoreError};
+use crate::domain::{now, Identity, Phone, ProfileChange, Provider, User};
 
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// Which WeChat product an identity signs in through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Provider {
-    MiniProgram,
-    Website,
-    OfficialAccount,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::MiniProgram => "miniprogram",
-            Provider::Website => "website",
-            Provider::OfficialAccount => "official_account",
-        }
-    }
-
-    fn parse(s: &str) -> Provider {
-        match s {
-            "website" => Provider::Website,
-            "official_account" => Provider::OfficialAccount,
-            _ => Provider::MiniProgram,
-        }
-    }
-}
-
-/// One WeChat openid of a user.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Identity {
-    pub provider: Provider,
-    pub appid: String,
-    pub openid: String,
-    pub unionid: Option<String>,
-    /// The random number of this binding of the openid to its user, as read from the store
-    /// (None in a new one, whose insert draws its own; None too for rows bound before 0.2).
-    pub binding: Option<i64>,
-}
-
-/// A user with the identities that sign in to it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct User {
-    pub id: String,
-    pub username: Option<String>,
-    pub nickname: Option<String>,
-    pub avatar_url: Option<String>,
-    pub phone_number: Option<String>,
-    pub pure_phone_number: Option<String>,
-    pub country_code: Option<String>,
-    pub created_at: i64,
-    pub identities: Vec<Identity>,
-}
-
-impl User {
-    /// The user's identity of an openid of an app.
-    pub fn identity(&self, appid: &str, openid: &str) -> Option<&Identity> {
-        self.identities
-            .iter()
-            .find(|i| i.appid == appid && i.openid == openid)
-    }
-}
-
-/// A phone number as WeChat gives it.
-#[derive(Clone, Debug)]
-pub struct Phone {
-    pub phone_number: String,
-    pub pure_phone_number: String,
-    pub country_code: String,
-}
-
-/// A change of profile: `None` leaves a field, `Some(None)` clears it.
-#[derive(Default)]
-pub struct ProfileChange {
-    pub nickname: Option<Option<String>>,
-    pub avatar_url: Option<Option<String>>,
-}
-
 /// The SQL store, read through the shared user cache where one is set.
 #[derive(Clone)]
 pub struct Users {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
     postgres: bool,
     cache: Option<Cache>,
-}
-
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }
 
 impl Users {
@@ -144,7 +62,7 @@ impl Users {
     /// Runs a write to a user between two drops of the cache entries that hold the user: its own
     /// and one for each of its identities (see `store::cache`), before the write and after it.
     /// `extra` names an identity the write adds.
-    async fn write<T>(
+    pub(super) async fn write<T>(
         &self,
         user_id: &str,
         extra: Option<(&str, &str)>,
@@ -153,19 +71,19 @@ impl Users {
         let Some(cache) = &self.cache else {
             return write.await;
         };
-        let mut keys = self.entries_of(user_id).await?;
-        keys.extend(extra.map(|(appid, openid)| identity_key(appid, openid)));
-        cache.forget(&keys).await?;
+        let mut entries = self.entries_of(user_id).await?;
+        entries.extend(extra.map(|(appid, openid)| keys::cached_identity(appid, openid)));
+        cache.forget(&entries).await?;
         let out = write.await?;
-        // Identities the write added are dropped too (what it removed is in `keys`).
+        // Identities the write added are dropped too (what it removed is in `entries`).
         if let Ok(now) = self.entries_of(user_id).await {
-            keys.extend(
+            entries.extend(
                 now.into_iter()
-                    .filter(|k| !keys.contains(k))
+                    .filter(|k| !entries.contains(k))
                     .collect::<Vec<_>>(),
             );
         }
-        cache.after(&keys).await;
+        cache.forget_after_write(&entries).await;
         Ok(out)
     }
 
@@ -175,10 +93,10 @@ impl Users {
             .bind(user_id)
             .fetch_all(&self.pool)
             .await?;
-        let mut keys = vec![user_key(user_id)];
+        let mut keys = vec![keys::cached_user(user_id)];
         keys.extend(
             rows.iter()
-                .map(|r| identity_key(&r.get::<String, _>(0), &r.get::<String, _>(1))),
+                .map(|r| keys::cached_identity(&r.get::<String, _>(0), &r.get::<String, _>(1))),
         );
         Ok(keys)
     }
@@ -211,7 +129,7 @@ impl Users {
             };
         };
         // The entry of an identity holds its whole user: a returning sign-in is one read.
-        let key = identity_key(appid, openid);
+        let key = keys::cached_identity(appid, openid);
         let load = || async {
             match self.identity_owner(appid, openid).await? {
                 Some(id) => self.get_sql(&id).await,
@@ -222,7 +140,7 @@ impl Users {
         Ok(user.filter(|u| u.identity(appid, openid).is_some()))
     }
 
-    async fn identity_owner(&self, appid: &str, openid: &str) -> Result<Option<String>> {
+    pub(super) async fn identity_owner(&self, appid: &str, openid: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT user_id FROM identities WHERE appid = $1 AND openid = $2")
             .bind(appid)
             .bind(openid)
@@ -231,113 +149,21 @@ impl Users {
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
-    /// The user that first carried this unionid. Where two users carry it (linked before WeChat
-    /// told us they are one person), the oldest identity wins, so the answer is stable.
-    pub async fn find_user_by_unionid(&self, unionid: &str) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "SELECT user_id FROM identities WHERE unionid = $1 ORDER BY created_at, user_id LIMIT 1",
-        )
-        .bind(unionid)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.get::<String, _>(0)))
-    }
-
-    /// Creates a user signed in by `identity`, in one transaction. Where a concurrent call made
-    /// the identity first, nothing is written and that user is returned: `(user_id, created)`.
-    pub async fn create_with_identity(&self, identity: &Identity) -> Result<(String, bool)> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let now = now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO users (id, created_at, updated_at) VALUES ($1, $2, $2)")
-            .bind(&id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let inserted = insert_identity(&mut tx, &id, identity, now).await?;
-        if !inserted {
-            tx.rollback().await?;
-            return self.existing(identity).await;
-        }
-        tx.commit().await?;
-        Ok((id, true))
-    }
-
-    /// Adds `identity` to an existing user. Where the openid is taken already, returns its owner:
-    /// `(user_id, added)`.
-    pub async fn link_identity(
-        &self,
-        user_id: &str,
-        identity: &Identity,
-    ) -> Result<(String, bool)> {
-        let new = Some((identity.appid.as_str(), identity.openid.as_str()));
-        self.write(user_id, new, self.link_identity_sql(user_id, identity))
-            .await
-    }
-
-    async fn link_identity_sql(
-        &self,
-        user_id: &str,
-        identity: &Identity,
-    ) -> Result<(String, bool)> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = insert_identity(&mut tx, user_id, identity, now())
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => StoreError::Conflict("an identity of this app"),
-                e => e,
-            })?;
-        tx.commit().await?;
-        if inserted {
-            Ok((user_id.to_string(), true))
-        } else {
-            self.existing(identity).await
-        }
-    }
-
-    async fn existing(&self, identity: &Identity) -> Result<(String, bool)> {
-        let owner = self
-            .identity_owner(&identity.appid, &identity.openid)
-            .await?
-            .ok_or_else(|| StoreError::Unavailable("identity vanished during login".into()))?;
-        Ok((owner, false))
-    }
-
-    /// Records a unionid learned later (from decrypted data) where the user's identity had none.
-    pub async fn record_unionid(
-        &self,
-        user_id: &str,
-        appid: &str,
-        openid: &str,
-        unionid: &str,
-    ) -> Result<bool> {
-        let update = async {
-            let done = sqlx::query(
-                "UPDATE identities SET unionid = $1 \
-                 WHERE appid = $2 AND openid = $3 AND user_id = $4 AND unionid IS NULL",
-            )
-            .bind(unionid)
-            .bind(appid)
-            .bind(openid)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-            Ok(done.rows_affected() > 0)
-        };
-        self.write(user_id, None, update).await
-    }
-
     /// A user from its cache entry as read along with a session (`store::sessions`); None
     /// where there is none, or it is not this user's.
     pub fn from_entry(&self, id: &str, entry: &[u8]) -> Option<User> {
-        let user: User = self.cache.as_ref()?.open(&user_key(id), entry)?;
+        let user: User = self.cache.as_ref()?.open(&keys::cached_user(id), entry)?;
         (user.id == id).then_some(user)
     }
 
     /// A user with its identities.
     pub async fn get(&self, id: &str) -> Result<Option<User>> {
         match &self.cache {
-            Some(cache) => cache.get_or_load(&user_key(id), || self.get_sql(id)).await,
+            Some(cache) => {
+                cache
+                    .get_or_load(&keys::cached_user(id), || self.get_sql(id))
+                    .await
+            }
             None => self.get_sql(id).await,
         }
     }
@@ -361,7 +187,7 @@ impl Users {
             .filter_map(|i| {
                 let provider: Option<String> = i.get(8);
                 Some(Identity {
-                    provider: Provider::parse(&provider?),
+                    provider: Provider::from_stored(&provider?),
                     appid: i.get(9),
                     openid: i.get(10),
                     unionid: i.get(11),
@@ -396,9 +222,19 @@ impl Users {
                updated_at = $5 WHERE id = $6",
         )
         .bind(change.nickname.is_some() as i32)
-        .bind(change.nickname.clone().flatten())
+        .bind(
+            change
+                .nickname
+                .as_ref()
+                .map(|n| n.as_ref().map(|n| n.as_str())),
+        )
         .bind(change.avatar_url.is_some() as i32)
-        .bind(change.avatar_url.clone().flatten())
+        .bind(
+            change
+                .avatar_url
+                .as_ref()
+                .map(|a| a.as_ref().map(|a| a.as_str())),
+        )
         .bind(now())
         .bind(id)
         .execute(&self.pool)
@@ -456,186 +292,8 @@ impl Users {
     }
 }
 
-/// What a password sign-in needs of a user.
-pub struct Credentials {
-    pub user_id: String,
-    pub password_hash: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("user_id", &self.user_id)
-            .field("password_hash", &"<hidden>")
-            .finish()
-    }
-}
-
-/// How an unbinding ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Unbound {
-    /// Gone; this was its openid.
-    Done(String),
-    /// The user has no identity of this app.
-    NotFound,
-    /// It is the user's last way to sign in: kept.
-    LastWay,
-}
-
-impl Users {
-    /// Creates an account with a username and an argon2id hash; a username taken (without
-    /// regard to case) is a conflict.
-    pub async fn create_account(&self, username: &str, password_hash: &str) -> Result<String> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let now = now();
-        sqlx::query(
-            "INSERT INTO users (id, username, username_key, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(&id)
-        .bind(username)
-        .bind(username.to_lowercase())
-        .bind(password_hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| unique_violation(e, "this username"))?;
-        Ok(id)
-    }
-
-    /// The user and hash of a username (without regard to case).
-    pub async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
-        let row = sqlx::query("SELECT id, password_hash FROM users WHERE username_key = $1 AND password_hash IS NOT NULL")
-            .bind(username.to_lowercase())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| Credentials {
-            user_id: r.get(0),
-            password_hash: r.get(1),
-        }))
-    }
-
-    /// Gives a user without credentials a username and password hash. False where the user has
-    /// credentials already; a username taken is a conflict.
-    pub async fn set_credentials(
-        &self,
-        user_id: &str,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<bool> {
-        let write = self.set_credentials_sql(user_id, username, password_hash);
-        self.write(user_id, None, write).await
-    }
-
-    async fn set_credentials_sql(
-        &self,
-        user_id: &str,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE users SET username = $1, username_key = $2, password_hash = $3, updated_at = $4 \
-             WHERE id = $5 AND password_hash IS NULL",
-        )
-        .bind(username)
-        .bind(username.to_lowercase())
-        .bind(password_hash)
-        .bind(now())
-        .bind(user_id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| unique_violation(e, "this username"))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Whether a user has an identity of this app.
-    pub async fn has_identity_of(&self, user_id: &str, appid: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM identities WHERE user_id = $1 AND appid = $2")
-            .bind(user_id)
-            .bind(appid)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    /// Removes a user's identity of an app, unless it is the user's last way to sign in (no
-    /// other identity and no password). Checked and done in one transaction; the row lock on
-    /// the user keeps two concurrent unbindings from removing both last ways.
-    pub async fn unbind(&self, user_id: &str, appid: &str) -> Result<Unbound> {
-        // The identity it removes is among the user's entries, dropped before and after.
-        self.write(user_id, None, self.unbind_sql(user_id, appid))
-            .await
-    }
-
-    async fn unbind_sql(&self, user_id: &str, appid: &str) -> Result<Unbound> {
-        let mut tx = self.pool.begin().await?;
-        // A write first: it takes the user's row lock (PostgreSQL) or the write lock (SQLite).
-        sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
-            .bind(now())
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        let Some(openid) =
-            sqlx::query("SELECT openid FROM identities WHERE user_id = $1 AND appid = $2")
-                .bind(user_id)
-                .bind(appid)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.get::<String, _>(0))
-        else {
-            return Ok(Unbound::NotFound);
-        };
-        let others: i64 =
-            sqlx::query("SELECT COUNT(*) FROM identities WHERE user_id = $1 AND appid <> $2")
-                .bind(user_id)
-                .bind(appid)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
-        let has_password: i64 =
-            sqlx::query("SELECT COUNT(*) FROM users WHERE id = $1 AND password_hash IS NOT NULL")
-                .bind(user_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
-        if others == 0 && has_password == 0 {
-            return Ok(Unbound::LastWay);
-        }
-        sqlx::query("DELETE FROM identities WHERE user_id = $1 AND appid = $2")
-            .bind(user_id)
-            .bind(appid)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Unbound::Done(openid))
-    }
-}
-
-async fn insert_identity(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    user_id: &str,
-    identity: &Identity,
-    now: i64,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO identities (provider, appid, openid, unionid, user_id, created_at, binding) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (appid, openid) DO NOTHING",
-    )
-    .bind(identity.provider.as_str())
-    .bind(&identity.appid)
-    .bind(&identity.openid)
-    .bind(&identity.unionid)
-    .bind(user_id)
-    .bind(now)
-    // Below 2^31, so that any backend's integer holds it.
-    .bind(i64::from(rand::random::<u32>() >> 1))
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| unique_violation(e, "this identity"))?;
-    Ok(done.rows_affected() > 0)
-}
-
 /// A unique violation is the caller's conflict; anything else is the database being unwell.
-fn unique_violation(e: sqlx::Error, what: &'static str) -> StoreError {
+pub(super) fn unique_violation(e: sqlx::Error, what: &'static str) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
         _ => StoreError::from(e),

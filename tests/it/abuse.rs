@@ -29,7 +29,10 @@ async fn login_from(app: &TestApp, forwarded_for: Option<&str>) -> Reply {
 
 #[tokio::test]
 async fn sign_in_routes_are_limited_per_ip_and_others_are_not() {
-    let app = spawn_with(Db::Postgres, Kv::Redis, |c| c.rate_limit_per_minute = 5).await;
+    let app = spawn_with(Db::Postgres, Kv::Redis, |c| {
+        c.login.rate_limit_per_minute = 5
+    })
+    .await;
     let token = app.token("rhea").await; // 1
     for _ in 0..4 {
         assert_ne!(login_from(&app, None).await.status, 429);
@@ -61,8 +64,8 @@ async fn sign_in_routes_are_limited_per_ip_and_others_are_not() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
     let app = spawn_with(Db::Postgres, Kv::Redis, |c| {
-        c.rate_limit_per_minute = 3;
-        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        c.login.rate_limit_per_minute = 3;
+        c.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
     for _ in 0..3 {
@@ -84,7 +87,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
 
 #[tokio::test]
 async fn a_slow_wechat_cannot_pile_up_calls_or_slow_other_routes() {
-    let app = spawn_with(Db::Postgres, Kv::Redis, |c| c.wechat_max_concurrent = 1).await;
+    let app = spawn_with(Db::Postgres, Kv::Redis, |c| c.wechat.max_concurrent = 1).await;
     let token = app.token("sven").await;
     app.fault(json!({"path": "/sns/jscode2session", "delayMs": 1500}))
         .await;

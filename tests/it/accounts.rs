@@ -164,7 +164,7 @@ async fn first_login_with_credentials_binds_the_openid_to_that_account() {
 #[tokio::test]
 async fn require_binding_answers_a_single_use_ticket() {
     let app = spawn_with(Db::Postgres, Kv::Redis, |c| {
-        c.login_policy = wxlogin::config::LoginPolicy::RequireBinding
+        c.login.policy = wxlogin::config::LoginPolicy::RequireBinding
     })
     .await;
     let account = register(&app, "abby").await;
@@ -353,7 +353,7 @@ async fn binding_an_openid_again_does_not_bring_its_old_sessions_back() {
 #[tokio::test]
 async fn a_failure_between_two_writes_leaves_no_half_written_user() {
     let app = spawn_app().await;
-    let url = secrecy::ExposeSecret::expose_secret(&app.config.database_url).to_string();
+    let url = secrecy::ExposeSecret::expose_secret(&app.config.storage.database_url).to_string();
     let mut db = sqlx::AnyConnection::connect(&url).await.unwrap();
     // The database fails the second write of a first login (the identity, after the user).
     sqlx::query("CREATE FUNCTION fail_identity() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql")

@@ -7,7 +7,10 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn the_whole_flow_runs_on_a_redis_cluster_shared_by_two_nodes() {
-    let a = spawn_with(Db::Postgres, Kv::Cluster, |c| c.rate_limit_per_minute = 100).await;
+    let a = spawn_with(Db::Postgres, Kv::Cluster, |c| {
+        c.login.rate_limit_per_minute = 100
+    })
+    .await;
     let b = start(a.config.clone(), a.emu.clone()).await;
 
     // Login on one node, the session on the other; the code replayed across nodes.

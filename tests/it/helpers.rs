@@ -98,7 +98,7 @@ pub async fn spawn_with(db: Db, kv: Kv, tweak: impl FnOnce(&mut config::Config))
     let emu_url = format!("http://127.0.0.1:{emu_port}");
 
     let mut config = config::Config::embedded("127.0.0.1:0".parse().unwrap());
-    config.database_url = SecretString::from(match db {
+    config.storage.database_url = SecretString::from(match db {
         Db::Postgres => postgres_database().await,
         Db::Sqlite => {
             let path = std::env::temp_dir()
@@ -107,18 +107,18 @@ pub async fn spawn_with(db: Db, kv: Kv, tweak: impl FnOnce(&mut config::Config))
         }
     });
     if kv != Kv::Memory {
-        config.sealing_keys = Some(SecretString::from(format!("1:{SEALING_KEY_1}")));
+        config.storage.sealing_keys = Some(SecretString::from(format!("1:{SEALING_KEY_1}")));
         let url = if kv == Kv::Cluster {
             env("TEST_REDIS_CLUSTER_URLS")
         } else {
             env("TEST_REDIS_URL")
         };
-        config.redis_url = Some(SecretString::from(url));
-        config.redis_prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
+        config.storage.redis_url = Some(SecretString::from(url));
+        config.storage.redis_prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
     }
-    config.wechat_api_base = Url::parse(&emu_url).unwrap();
-    config.wechat_timeout = std::time::Duration::from_millis(800);
-    config.miniprograms = vec![
+    config.wechat.api_base = Url::parse(&emu_url).unwrap();
+    config.wechat.timeout = std::time::Duration::from_millis(800);
+    config.apps.miniprograms = vec![
         config::AppCredentials {
             appid: APPID.into(),
             secret: SECRET.into(),

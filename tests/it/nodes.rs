@@ -85,7 +85,7 @@ async fn redis_values(app: &TestApp) -> Vec<Vec<u8>> {
     let client = redis::Client::open(std::env::var("TEST_REDIS_URL").unwrap()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", app.config.redis_prefix))
+        .arg(format!("{}*", app.config.storage.redis_prefix))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -194,13 +194,13 @@ async fn sealing_keys_rotate_without_signing_anyone_out() {
     let before = old.token("wren").await;
     // A new key first, the old one kept: old sessions open, new ones are sealed with the new key.
     let mut rotated = old.config.clone();
-    rotated.sealing_keys = Some(format!("2:{SEALING_KEY_2},1:{SEALING_KEY_1}").into());
+    rotated.storage.sealing_keys = Some(format!("2:{SEALING_KEY_2},1:{SEALING_KEY_1}").into());
     let rotated = start(rotated, old.emu.clone()).await;
     assert_eq!(rotated.get("/api/v1/me", Some(&before)).await.status, 200);
     let after = rotated.token("wren").await;
     // Once the old key is dropped, only what the new key sealed opens.
     let mut new_only = old.config.clone();
-    new_only.sealing_keys = Some(format!("2:{SEALING_KEY_2}").into());
+    new_only.storage.sealing_keys = Some(format!("2:{SEALING_KEY_2}").into());
     let new_only = start(new_only, old.emu.clone()).await;
     assert_eq!(new_only.get("/api/v1/me", Some(&after)).await.status, 200);
     assert_error(

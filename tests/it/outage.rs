@@ -66,7 +66,7 @@ async fn redis_down_is_503_and_service_returns_with_it() {
     let port = free_port();
     let mut redis = OwnRedis::start(port).await;
     let app = spawn_with(Db::Postgres, Kv::Redis, |c| {
-        c.redis_url = Some(format!("redis://127.0.0.1:{port}").into());
+        c.storage.redis_url = Some(format!("redis://127.0.0.1:{port}").into());
     })
     .await;
     let token = app.token("quinn").await;
@@ -101,7 +101,7 @@ async fn postgres_down_is_503_and_service_returns_with_it() {
     let app = spawn_app().await;
     let token = app.token("xia").await;
     let url = url::Url::parse(secrecy::ExposeSecret::expose_secret(
-        &app.config.database_url,
+        &app.config.storage.database_url,
     ))
     .unwrap();
     let db = url.path().trim_start_matches('/').to_string();

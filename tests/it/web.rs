@@ -11,17 +11,17 @@ const SHOP: &str = "https://shop.example.com/signed-in?x=1";
 
 async fn web_app() -> TestApp {
     spawn_with(Db::Postgres, Kv::Redis, |c| {
-        c.website = Some(wxlogin::config::AppCredentials {
+        c.apps.website = Some(wxlogin::config::AppCredentials {
             appid: WEBSITE.into(),
             secret: "website-secret-02".into(),
         });
-        c.official_account = Some(wxlogin::config::AppCredentials {
+        c.apps.official_account = Some(wxlogin::config::AppCredentials {
             appid: OA.into(),
             secret: "oa-secret-0000003".into(),
         });
-        c.redirect_allowlist = vec![url::Url::parse("https://shop.example.com").unwrap()];
-        c.wechat_open_base = c.wechat_api_base.clone();
-        c.public_url = url::Url::parse("https://login.example.com").unwrap();
+        c.login.redirect_allowlist = vec![url::Url::parse("https://shop.example.com").unwrap()];
+        c.wechat.open_base = c.wechat.api_base.clone();
+        c.server.public_url = url::Url::parse("https://login.example.com").unwrap();
     })
     .await
 }
@@ -304,7 +304,7 @@ async fn an_expired_state_is_refused() {
     // Ten minutes pass for this state in Redis.
     let key = format!(
         "{}oauth:{}",
-        app.config.redis_prefix,
+        app.config.storage.redis_prefix,
         hex::encode(sha2::Sha256::digest(state.as_bytes()))
     );
     let client = redis::Client::open(std::env::var("TEST_REDIS_URL").unwrap()).unwrap();

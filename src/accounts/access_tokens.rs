@@ -1,9 +1,9 @@
 //! The `access_token` of each app, fetched once and shared.
 //!
-//! It lives in the key-value store so that every node uses the same one. One fetch at a time:
-//! a per-app lock inside the process, and a short lock key across nodes. `stable_token` is used
-//! because it hands every caller the same token while it is valid, so two nodes that both fetch
-//! do not invalidate each other.
+//! It lives in the shared store so that every node uses the same one. One fetch at a time: a
+//! per-app lock inside the process, and a short lock in the store across nodes. `stable_token`
+//! is used because it hands every caller the same token while it is valid, so two nodes that
+//! both fetch do not invalidate each other.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,56 +11,45 @@ use std::time::Duration;
 
 use crate::config::AppCredentials;
 use crate::error::Error;
-use crate::store::kv::Kv;
-use crate::store::seal::Sealer;
+use crate::store::access_tokens::AccessTokenCache;
 use crate::wechat::{self, WechatError};
 
-/// The access_token cache.
-pub struct AccessTokens {
-    kv: Kv,
-    sealer: Sealer,
+/// The access_tokens, fetched where no node has one.
+pub(super) struct AccessTokens {
+    cache: AccessTokenCache,
     wechat: wechat::Client,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-fn key(appid: &str) -> String {
-    format!("wxtoken:{appid}")
-}
-
 impl AccessTokens {
-    pub fn new(kv: Kv, wechat: wechat::Client, sealer: Sealer) -> Self {
+    pub(super) fn new(cache: AccessTokenCache, wechat: wechat::Client) -> Self {
         AccessTokens {
-            kv,
-            sealer,
+            cache,
             wechat,
             locks: Mutex::new(HashMap::new()),
         }
     }
 
-    async fn cached(&self, appid: &str) -> Result<Option<String>, Error> {
-        let key = key(appid);
-        Ok(self
-            .kv
-            .get(&key)
-            .await?
-            .and_then(|b| self.sealer.open(&key, &b))
-            .and_then(|b| String::from_utf8(b).ok()))
-    }
-
     /// The current token, fetched where no node has one.
-    pub async fn get(&self, app: &AppCredentials) -> Result<String, Error> {
-        if let Some(token) = self.cached(&app.appid).await? {
+    pub(super) async fn get(&self, app: &AppCredentials) -> Result<String, Error> {
+        if let Some(token) = self.cache.get(&app.appid).await? {
             return Ok(token);
         }
         self.fetch(app, None).await
     }
 
     /// A token other than `stale`, which WeChat just refused (40001, 42001).
-    pub async fn replace(&self, app: &AppCredentials, stale: &str) -> Result<String, Error> {
-        if self.cached(&app.appid).await?.as_deref() == Some(stale) {
-            self.kv.del(&key(&app.appid)).await?;
+    pub(super) async fn replace(&self, app: &AppCredentials, stale: &str) -> Result<String, Error> {
+        if self.cache.get(&app.appid).await?.as_deref() == Some(stale) {
+            self.cache.forget(&app.appid).await?;
         }
         self.fetch(app, Some(stale)).await
+    }
+
+    /// The cached token where it is not `stale`.
+    async fn fresh(&self, appid: &str, stale: Option<&str>) -> Result<Option<String>, Error> {
+        let token = self.cache.get(appid).await?;
+        Ok(token.filter(|t| Some(t.as_str()) != stale))
     }
 
     async fn fetch(&self, app: &AppCredentials, stale: Option<&str>) -> Result<String, Error> {
@@ -70,34 +59,23 @@ impl AccessTokens {
         };
         let _guard = lock.lock().await;
         // Another task may have fetched while this one waited.
-        if let Some(token) = self.cached(&app.appid).await? {
-            if Some(token.as_str()) != stale {
-                return Ok(token);
-            }
+        if let Some(token) = self.fresh(&app.appid, stale).await? {
+            return Ok(token);
         }
-        let lock_key = format!("wxtoken-lock:{}", app.appid);
-        if !self
-            .kv
-            .set_nx(&lock_key, b"1", Duration::from_secs(10))
-            .await?
-        {
+        if !self.cache.lock(&app.appid).await? {
             // Another node is fetching: wait for its token a little, then fetch regardless.
             for _ in 0..40 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                if let Some(token) = self.cached(&app.appid).await? {
-                    if Some(token.as_str()) != stale {
-                        return Ok(token);
-                    }
+                if let Some(token) = self.fresh(&app.appid, stale).await? {
+                    return Ok(token);
                 }
             }
         }
         let result = self.fetch_from_wechat(app, stale).await;
-        self.kv.del(&lock_key).await?;
+        self.cache.unlock(&app.appid).await?;
         let fresh = result?;
         let ttl = Duration::from_secs(fresh.expires_in.saturating_sub(60).max(1));
-        let key = key(&app.appid);
-        let sealed = self.sealer.seal(&key, fresh.access_token.as_bytes());
-        self.kv.set(&key, &sealed, ttl).await?;
+        self.cache.put(&app.appid, &fresh.access_token, ttl).await?;
         Ok(fresh.access_token)
     }
 
@@ -112,7 +90,10 @@ impl AccessTokens {
             .await?;
         if stale == Some(token.access_token.as_str()) {
             // WeChat still hands out the token it refused: only a forced refresh replaces it.
-            tracing::warn!(appid = %app.appid, "access_token refused but still current; forcing a refresh");
+            tracing::warn!(
+                appid = %app.appid,
+                "access_token refused but still current; forcing a refresh"
+            );
             return self
                 .wechat
                 .stable_token(&app.appid, &app.secret, true)

@@ -1,0 +1,137 @@
+//! Who an identity signs in as, the same for every sign-in way: a known openid is its user (and
+//! records a unionid learned since); else, with a username and password, the account they name;
+//! else the user another identity with the same unionid belongs to; else the login policy.
+
+use super::Accounts;
+use crate::config::LoginPolicy;
+use crate::domain::{Credentials, Identity, User};
+use crate::error::{Code, Error, Result};
+use crate::store::StoreError;
+
+/// Who an identity signs in as.
+// Made once per sign-in and matched at once: boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Resolution {
+    /// This user.
+    User(Resolved),
+    /// Nobody yet, and the policy `require_binding` wants an account first.
+    NeedsBinding,
+}
+
+/// The user an identity signs in as.
+pub(super) struct Resolved {
+    pub user_id: String,
+    /// The user as read, where it was read whole and nothing changed it since.
+    pub user: Option<User>,
+    pub is_new_user: bool,
+    /// The identity's unionid is on record.
+    pub unionid_known: bool,
+}
+
+fn already_bound() -> Error {
+    Error::new(
+        Code::Conflict,
+        "This account is bound to another WeChat user of this app already.",
+    )
+}
+
+impl Accounts {
+    /// Who `identity` (as WeChat just named it, its unionid where WeChat gave one) signs in
+    /// as; `credentials` bind a new identity to their account (mini program login only).
+    pub(super) async fn resolve_identity(
+        &self,
+        identity: &Identity,
+        credentials: Option<Credentials>,
+    ) -> Result<Resolution> {
+        let users = &self.inner.stores.users;
+        let (appid, openid) = (identity.appid.as_str(), identity.openid.as_str());
+        let given = identity.unionid.is_some();
+        // A bound openid signs in with its code alone.
+        if let Some(user) = users.find_identity(appid, openid).await? {
+            let known = user
+                .identity(appid, openid)
+                .and_then(|i| i.unionid.as_deref());
+            let resolved = match (known, &identity.unionid) {
+                (None, Some(u)) => {
+                    users.record_unionid(&user.id, appid, openid, u).await?;
+                    Resolved {
+                        user_id: user.id,
+                        user: None,
+                        is_new_user: false,
+                        unionid_known: true,
+                    }
+                }
+                (known, _) => Resolved {
+                    unionid_known: given || known.is_some(),
+                    user_id: user.id.clone(),
+                    user: Some(user),
+                    is_new_user: false,
+                },
+            };
+            return Ok(Resolution::User(resolved));
+        }
+        let found = |user_id: String, is_new_user: bool| {
+            Resolution::User(Resolved {
+                user_id,
+                user: None,
+                is_new_user,
+                unionid_known: given,
+            })
+        };
+        if let Some(credentials) = credentials {
+            let user_id = self.check_credentials(credentials).await?;
+            self.link_to_account(&user_id, identity).await?;
+            tracing::info!(user_id = %user_id, appid = %appid, "identity bound to an account");
+            return Ok(found(user_id, false));
+        }
+        let linked = match &identity.unionid {
+            Some(u) => users.find_user_by_unionid(u).await?,
+            None => None,
+        };
+        Ok(match (linked, self.policy()) {
+            (Some(owner), _) => found(users.link_identity(&owner, identity).await?.owner, false),
+            (None, LoginPolicy::AutoRegister) => {
+                let made = users.create_with_identity(identity).await?;
+                found(made.user_id, made.created)
+            }
+            (None, LoginPolicy::RequireBinding) => Resolution::NeedsBinding,
+        })
+    }
+
+    /// Refuses where the account has an identity of this app already.
+    pub(super) async fn check_unbound_in(&self, user_id: &str, appid: &str) -> Result<()> {
+        if self
+            .inner
+            .stores
+            .users
+            .has_identity_of(user_id, appid)
+            .await?
+        {
+            return Err(already_bound());
+        }
+        Ok(())
+    }
+
+    /// Binds a WeChat identity to an account that has none of its app, and checks that the
+    /// openid is not another account's.
+    pub(super) async fn link_to_account(&self, user_id: &str, identity: &Identity) -> Result<()> {
+        self.check_unbound_in(user_id, &identity.appid).await?;
+        let linked = self
+            .inner
+            .stores
+            .users
+            .link_identity(user_id, identity)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => already_bound(),
+                e => e.into(),
+            })?;
+        if !linked.added && linked.owner != user_id {
+            return Err(Error::new(
+                Code::Conflict,
+                "This WeChat user is bound to another account already.",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! Passwords: argon2id, accounts made with a username, password sign-in and the lockout.
+//!
+//! Hashing runs on the blocking pool, under a semaphore sized to the cores, so a burst of
+//! sign-ins queues instead of starving the async workers. An unknown username is checked against
+//! a dummy hash, so that it costs the same time as a wrong password and answers the same.
+
+use std::sync::{Arc, LazyLock};
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use super::binding::username_taken;
+use super::{Accounts, SignedIn};
+use crate::domain::{Credentials, Password, Session, User};
+use crate::error::{Code, Error, Result};
+use crate::store::StoreError;
+
+/// Wrong passwords for one username within the lockout window that lock it for the window.
+const LOCK_AFTER: i64 = 5;
+
+/// OWASP's argon2id settings: 19 MiB, two passes, one lane.
+fn argon2() -> Argon2<'static> {
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters"),
+    )
+}
+
+static PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    Arc::new(Semaphore::new(cores))
+});
+
+/// A hash of a password nobody knows, verified in place of an unknown user's.
+static DUMMY: LazyLock<String> = LazyLock::new(|| {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(uuid::Uuid::new_v4().as_bytes(), &salt)
+        .expect("hashing a random password")
+        .to_string()
+});
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _permit = PERMITS
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(Error::unavailable)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(Error::unavailable)
+}
+
+/// The argon2id PHC string of a password.
+pub(super) async fn hash(password: Password) -> Result<String> {
+    blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await?
+    .map_err(Error::unavailable)
+}
+
+/// Whether `password` matches `hash`; `None` (no such user) checks a dummy hash and is false.
+async fn verify(password: Password, hash: Option<String>) -> Result<bool> {
+    blocking(move || {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| DUMMY.clone());
+        let Ok(parsed) = PasswordHash::new(&hash) else {
+            return false;
+        };
+        let matches = argon2()
+            .verify_password(password.expose().as_bytes(), &parsed)
+            .is_ok();
+        known && matches
+    })
+    .await
+}
+
+/// The one answer for an unknown username and a wrong password, so that neither the code nor
+/// the message tells which usernames exist.
+fn invalid_credentials() -> Error {
+    Error::new(
+        Code::InvalidCredentials,
+        "The username or the password is wrong.",
+    )
+}
+
+impl Accounts {
+    /// `accounts`: a new account with a username and password.
+    pub async fn register(&self, credentials: Credentials) -> Result<User> {
+        let users = &self.inner.stores.users;
+        if users.password_of(&credentials.username).await?.is_some() {
+            return Err(username_taken());
+        }
+        let hash = hash(credentials.password).await?;
+        let id = users
+            .create_account(&credentials.username, &hash)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => username_taken(),
+                e => e.into(),
+            })?;
+        tracing::info!(user_id = %id, "account created");
+        self.user(&id).await
+    }
+
+    /// `auth/password`: signs in with a username and password.
+    pub async fn password_login(&self, credentials: Credentials) -> Result<SignedIn> {
+        let user_id = self.check_credentials(credentials).await?;
+        self.start_session_by_id(&user_id, false, Session::password(&user_id))
+            .await
+    }
+
+    /// Checks a username and password, with the lockout: the user id, or the one answer for
+    /// every failure.
+    pub(super) async fn check_credentials(&self, credentials: Credentials) -> Result<String> {
+        let limits = &self.inner.stores.limits;
+        let folded = credentials.username.folded();
+        if let Some(left) = limits.locked_for(&folded).await? {
+            let mut e = Error::new(
+                Code::AccountLocked,
+                format!(
+                    "Too many wrong passwords: this account is locked for {} more minutes.",
+                    left.div_ceil(60)
+                ),
+            );
+            e.retry_after = Some(left.max(1));
+            return Err(e);
+        }
+        let found = self
+            .inner
+            .stores
+            .users
+            .password_of(&credentials.username)
+            .await?;
+        let (user_id, hash) = match found {
+            Some(c) => (Some(c.user_id), Some(c.password_hash)),
+            None => (None, None),
+        };
+        if verify(credentials.password, hash).await? {
+            if let Some(user_id) = user_id {
+                limits.clear_failures(&folded).await?;
+                return Ok(user_id);
+            }
+        }
+        if limits.count_failure(&folded, LOCK_AFTER).await? {
+            tracing::warn!("an account was locked after {LOCK_AFTER} wrong passwords");
+        }
+        Err(invalid_credentials())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Shaped;
+
+    fn password(text: &str) -> Password {
+        Password::parse(text.into()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_and_verify() {
+        let h = hash(password("correct horse")).await.unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify(password("correct horse"), Some(h.clone()))
+            .await
+            .unwrap());
+        assert!(!verify(password("wrong horse!"), Some(h)).await.unwrap());
+        assert!(!verify(password("anything at all"), None).await.unwrap());
+    }
+}

@@ -1,0 +1,160 @@
+//! Phone numbers (the `getPhoneNumber` button, current and older) and open data: what WeChat
+//! encrypted with the session's session_key.
+
+use super::sessions::wechat_part;
+use super::Accounts;
+use crate::domain::{now, Phone, Session, WxCode};
+use crate::error::{Code, Error, Result, DECRYPT_FAILED};
+use crate::wechat::{crypto, errcode, WechatError};
+
+/// Open data after decryption, the watermark apart.
+pub struct OpenData {
+    pub data: serde_json::Map<String, serde_json::Value>,
+    pub watermark: serde_json::Value,
+}
+
+impl Accounts {
+    /// Reads the phone number with a `getPhoneNumber` code and stores it on the user.
+    pub async fn phone_by_code(&self, session: &Session, code: &WxCode) -> Result<Phone> {
+        let (appid, openid) = wechat_part(session)?;
+        let app = self.miniprogram(Some(appid))?;
+        let tokens = &self.inner.access_tokens;
+        let mut access_token = tokens.get(app).await?;
+        let mut refreshed = false;
+        let info = loop {
+            match self
+                .inner
+                .wechat
+                .phone_number(&access_token, code, Some(openid))
+                .await
+            {
+                Err(WechatError::Api(a))
+                    if !refreshed
+                        && matches!(
+                            a.errcode,
+                            errcode::INVALID_CREDENTIAL | errcode::ACCESS_TOKEN_EXPIRED
+                        ) =>
+                {
+                    tracing::warn!(
+                        appid = %app.appid,
+                        errcode = a.errcode,
+                        "access_token refused; fetching a new one"
+                    );
+                    access_token = tokens.replace(app, &access_token).await?;
+                    refreshed = true;
+                }
+                other => break other?,
+            }
+        };
+        let phone = Phone {
+            phone_number: info.phone_number,
+            pure_phone_number: info.pure_phone_number,
+            country_code: info.country_code,
+        };
+        self.store_phone(session, phone).await
+    }
+
+    /// Reads the phone number from the older button's encryptedData and stores it on the user.
+    pub async fn phone_by_data(
+        &self,
+        session: &Session,
+        encrypted_data: &str,
+        iv: &str,
+    ) -> Result<Phone> {
+        let open = self.decrypt(session, encrypted_data, iv, None).await?;
+        let field = |name: &str| match open.data.get(name) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let (Some(phone_number), Some(pure_phone_number), Some(country_code)) = (
+            field("phoneNumber"),
+            field("purePhoneNumber"),
+            field("countryCode"),
+        ) else {
+            return Err(Error::invalid(
+                "This encryptedData holds no phone number: send what the getPhoneNumber button \
+                 gave.",
+            ));
+        };
+        let phone = Phone {
+            phone_number,
+            pure_phone_number,
+            country_code,
+        };
+        self.store_phone(session, phone).await
+    }
+
+    async fn store_phone(&self, session: &Session, phone: Phone) -> Result<Phone> {
+        self.inner
+            .stores
+            .users
+            .set_phone(&session.user_id, &phone)
+            .await?;
+        Ok(phone)
+    }
+
+    /// Decrypts open data with the session's session_key (the previous one too, within five
+    /// minutes of a refresh), checks the watermark and, where given, the signature, and records a
+    /// unionId the identity had not.
+    pub async fn decrypt(
+        &self,
+        session: &Session,
+        encrypted_data: &str,
+        iv: &str,
+        signed: Option<(&str, &str)>,
+    ) -> Result<OpenData> {
+        let bad = |e: crypto::DecryptError| {
+            Error::invalid(format!(
+                "{e}: send encryptedData and iv exactly as WeChat gave them (base64; iv is 16 \
+                 bytes)."
+            ))
+        };
+        let (appid, openid) = wechat_part(session)?;
+        let iv = crypto::decode_block("iv", iv).map_err(bad)?;
+        let data = crypto::decode_b64("encryptedData", encrypted_data).map_err(bad)?;
+        if data.is_empty() || data.len() % 16 != 0 {
+            return Err(bad(crypto::DecryptError::Length("encryptedData")));
+        }
+        let mut found = None;
+        for key_text in session.decryption_keys(now()) {
+            let Ok(key) = crypto::decode_block("session_key", key_text) else {
+                continue;
+            };
+            if let Ok(plain) = crypto::decrypt_raw(&key, &iv, data.clone()) {
+                found = Some((key_text, plain));
+                break;
+            }
+        }
+        let Some((key_used, mut data)) = found else {
+            return Err(Error::new(Code::DecryptFailed, DECRYPT_FAILED));
+        };
+        let watermark = data.remove("watermark").unwrap_or(serde_json::Value::Null);
+        if watermark.get("appid").and_then(|a| a.as_str()) != Some(appid) {
+            return Err(Error::new(
+                Code::WatermarkMismatch,
+                "The data's watermark names another mini program: it was not made for this \
+                 session. Ask for the data again in this mini program.",
+            ));
+        }
+        if let Some((raw_data, signature)) = signed {
+            if !crypto::signature_matches(raw_data, key_used, signature) {
+                return Err(Error::new(
+                    Code::SignatureMismatch,
+                    "signature is not sha1(rawData + session_key): send rawData and signature \
+                     unchanged, from the same call as encryptedData.",
+                ));
+            }
+        }
+        if let (false, Some(serde_json::Value::String(unionid))) =
+            (session.unionid_known, data.get("unionId"))
+        {
+            self.inner
+                .stores
+                .users
+                .record_unionid(&session.user_id, appid, openid, unionid)
+                .await?;
+        }
+        Ok(OpenData { data, watermark })
+    }
+}

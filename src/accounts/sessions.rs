@@ -1,0 +1,166 @@
+//! Sessions: starting one for a signed-in user, reading the one behind a bearer token,
+//! refreshing its session_key, ending it; and the profile of its user.
+
+use super::{Accounts, SignedIn};
+use crate::domain::{now, ProfileChange, Session, Token, User, WxCode};
+use crate::error::{Code, Error, Result};
+use crate::store::replays::DoneAnswer;
+
+/// How long the session_key before a refresh is still tried for decryption, in seconds.
+const PREVIOUS_KEY_GRACE: i64 = 300;
+
+/// The session behind a bearer token, and its user.
+#[derive(Debug)]
+pub struct Authenticated {
+    pub token: Token,
+    pub session: Session,
+    pub user: User,
+}
+
+/// A refreshed session: the same token, a new session_key on the server.
+#[derive(Debug)]
+pub struct Refreshed {
+    pub token: Token,
+    pub expires_in: u64,
+}
+
+/// The mini program part of a session: appid and openid; sessions made otherwise have none.
+pub(super) fn wechat_part(session: &Session) -> Result<(&str, &str)> {
+    session.wechat_identity().ok_or_else(|| {
+        Error::invalid(
+            "This session was made with a username and password: WeChat data needs a session \
+             from wx.login (/api/v1/auth/login).",
+        )
+    })
+}
+
+impl Accounts {
+    /// Stores the session of a user read already and answers it; with `answer`, the login's
+    /// answer for a retry of its code too, in the same round trip.
+    pub(super) async fn start_session(
+        &self,
+        user: User,
+        is_new_user: bool,
+        mut session: Session,
+        answer: Option<DoneAnswer>,
+    ) -> Result<SignedIn> {
+        // The session keeps the binding it signs in through (see `authenticate`).
+        if let (Some(appid), Some(openid)) = (&session.appid, &session.openid) {
+            session.binding = user.identity(appid, openid).and_then(|i| i.binding);
+        }
+        let stores = &self.inner.stores;
+        let answer = answer.map(|a| (&stores.replays, a));
+        let token = stores.sessions.create(&session, answer).await?;
+        tracing::info!(
+            user_id = %user.id,
+            appid = session.appid.as_deref().unwrap_or("-"),
+            is_new_user,
+            "signed in"
+        );
+        Ok(SignedIn {
+            token,
+            expires_in: stores.sessions.ttl().as_secs(),
+            is_new_user,
+            user,
+        })
+    }
+
+    /// `start_session` for a user known by id.
+    pub(super) async fn start_session_by_id(
+        &self,
+        user_id: &str,
+        is_new_user: bool,
+        session: Session,
+    ) -> Result<SignedIn> {
+        let user = self.user(user_id).await?;
+        self.start_session(user, is_new_user, session, None).await
+    }
+
+    /// The session of a bearer token, and its user: one round trip to Redis where this node has
+    /// read the token before and the user cache holds the user. A session of a WeChat identity
+    /// is good while its user has that identity with the binding the session was made with, so
+    /// an unbinding ends every session of it, and binding the openid again does not bring them
+    /// back.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated> {
+        let token = Token::parse(token).ok_or_else(Error::unauthenticated)?;
+        let stores = &self.inner.stores;
+        let read = stores
+            .sessions
+            .get(&token)
+            .await?
+            .ok_or_else(Error::unauthenticated)?;
+        let session = read.session;
+        let cached = read
+            .user_entry
+            .and_then(|e| stores.users.from_entry(&session.user_id, &e));
+        let user = match cached {
+            Some(user) => user,
+            None => self.user(&session.user_id).await?,
+        };
+        if let (Some(appid), Some(openid)) = (&session.appid, &session.openid) {
+            match user.identity(appid, openid) {
+                Some(i) if i.binding == session.binding => {}
+                _ => return Err(Error::unauthenticated()),
+            }
+        }
+        Ok(Authenticated {
+            token,
+            session,
+            user,
+        })
+    }
+
+    /// Gives a session the new session_key of a fresh `wx.login` code; the old key is kept for
+    /// decryption for five minutes. A code of another openid changes nothing.
+    pub async fn refresh(&self, auth: Authenticated, code: &WxCode) -> Result<Refreshed> {
+        let Authenticated { token, session, .. } = auth;
+        let (appid, openid) = wechat_part(&session)?;
+        let app = self.miniprogram(Some(appid))?;
+        let wx = self
+            .inner
+            .wechat
+            .code2session(&app.appid, &app.secret, code)
+            .await?;
+        if wx.openid != openid {
+            return Err(Error::new(
+                Code::Conflict,
+                "This code belongs to another WeChat user than the session's. Sign in with \
+                 /api/v1/auth/login instead.",
+            ));
+        }
+        let stores = &self.inner.stores;
+        if let Some(u) = &wx.unionid {
+            stores
+                .users
+                .record_unionid(&session.user_id, appid, openid, u)
+                .await?;
+        }
+        let refreshed = Session {
+            previous_key: session.session_key.clone(),
+            previous_until: Some(now() + PREVIOUS_KEY_GRACE),
+            session_key: Some(wx.session_key),
+            ..session.clone()
+        };
+        stores.sessions.put(&token, &refreshed).await?;
+        Ok(Refreshed {
+            token,
+            expires_in: stores.sessions.ttl().as_secs(),
+        })
+    }
+
+    /// Ends a session.
+    pub async fn logout(&self, token: &Token) -> Result<()> {
+        self.inner.stores.sessions.delete(token).await?;
+        Ok(())
+    }
+
+    /// Changes nickname and avatar.
+    pub async fn update_profile(&self, user_id: &str, change: ProfileChange) -> Result<User> {
+        self.inner
+            .stores
+            .users
+            .update_profile(user_id, &change)
+            .await?;
+        self.user(user_id).await
+    }
+}

@@ -1,0 +1,452 @@
+//! The groups of settings: each an `Args` struct as clap reads it, and the checked, typed
+//! group it resolves into.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::{secret, AppCredentials, ConfigError, FileSettings, LogFormat, LoginPolicy};
+use crate::domain::{AppId, Shaped};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_DATABASE_URL: &str = "sqlite://wxlogin.db?mode=rwc";
+const DEFAULT_REDIS_PREFIX: &str = "wxlogin:";
+const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
+const DEFAULT_WECHAT_OPEN_BASE: &str = "https://open.weixin.qq.com";
+const DEFAULT_WECHAT_TIMEOUT_MS: u64 = 5000;
+const DEFAULT_WECHAT_MAX_CONCURRENT: usize = 256;
+const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
+const DEFAULT_SESSION_TTL: u64 = 604_800;
+const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError(message.into())
+}
+
+/// `http://` and the listen address: the public URL where none is set.
+fn http_url(listen: SocketAddr) -> Url {
+    Url::parse(&format!("http://{listen}")).expect("a socket address is a URL host")
+}
+
+/// The non-empty entries of a comma-separated list, trimmed.
+fn entries(list: &[String]) -> impl Iterator<Item = &str> {
+    list.iter().map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// Where and how this server serves.
+#[derive(Args, Clone)]
+#[command(next_help_heading = "Server")]
+pub struct ServerArgs {
+    /// Address to serve on.
+    #[arg(long, env = "WXLOGIN_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// The URL at which browsers reach this server (for OAuth callbacks). Default: http:// and
+    /// the listen address.
+    #[arg(long, env = "WXLOGIN_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+
+    /// Serving threads where Redis is set, each with its own connections to Redis, the database
+    /// and WeChat, so that a request's work stays on one thread; 0 is one per core. Without
+    /// Redis, one runtime serves (the in-process store is one).
+    #[arg(long, env = "WXLOGIN_THREADS", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "WXLOGIN_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Comma-separated IPs or CIDRs of proxies whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "WXLOGIN_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "WXLOGIN_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Where and how this server serves, checked.
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    /// Serving threads (0: one per core).
+    pub threads: usize,
+    pub max_body_bytes: usize,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub log_format: LogFormat,
+}
+
+impl ServerArgs {
+    pub fn resolve(self) -> Result<Server, ConfigError> {
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("WXLOGIN_MAX_BODY_BYTES must be at least 1024"));
+        }
+        let trusted_proxies = entries(&self.trusted_proxies)
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(format!(
+                            "WXLOGIN_TRUSTED_PROXIES: `{s}` is not an IP or a CIDR"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Server {
+            public_url: self.public_url.unwrap_or_else(|| http_url(self.listen)),
+            listen: self.listen,
+            threads: self.threads,
+            max_body_bytes: self.max_body_bytes,
+            trusted_proxies,
+            log_format: self.log_format,
+        })
+    }
+}
+
+impl Server {
+    pub fn embedded(listen: SocketAddr) -> Server {
+        Server {
+            listen,
+            public_url: http_url(listen),
+            threads: 0,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            trusted_proxies: Vec::new(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Where users, sessions and caches are kept.
+#[derive(Args, Clone)]
+#[command(next_help_heading = "Storage")]
+pub struct StorageArgs {
+    /// `sqlite://...` or `postgres://...`; migrations run at start.
+    #[arg(long, env = "WXLOGIN_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = secret, hide_env_values = true, hide_default_value = true)]
+    pub database_url: SecretString,
+
+    /// Redis for sessions, tickets and caches (`redis://`, `rediss://`); several URLs,
+    /// comma-separated, name the nodes of a Redis Cluster. Unset: an in-process store, for a
+    /// single node only.
+    #[arg(long, env = "WXLOGIN_REDIS_URL", value_parser = secret, hide_env_values = true)]
+    pub redis_url: Option<SecretString>,
+
+    /// Keys that seal secrets kept in Redis (AES-256-GCM), as `id:base64-of-32-bytes`,
+    /// comma-separated: the first seals, all open, so a new key goes first and the old one stays
+    /// until its sessions expire. Make one with `openssl rand -base64 32`.
+    #[arg(long, env = "WXLOGIN_SEALING_KEYS", value_parser = secret, hide_env_values = true)]
+    pub sealing_keys: Option<SecretString>,
+
+    /// Prefix of every Redis key, so that several deployments can share one Redis.
+    #[arg(long, env = "WXLOGIN_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
+    pub redis_prefix: String,
+}
+
+/// Where users, sessions and caches are kept, checked.
+#[derive(Clone)]
+pub struct Storage {
+    pub database_url: SecretString,
+    pub redis_url: Option<SecretString>,
+    pub sealing_keys: Option<SecretString>,
+    pub redis_prefix: String,
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage")
+            .field("database_url", &"<hidden>")
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<hidden>"))
+            .field("redis_prefix", &self.redis_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageArgs {
+    pub fn resolve(self) -> Result<Storage, ConfigError> {
+        let url = self.database_url.expose_secret();
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(invalid(
+                "WXLOGIN_DATABASE_URL must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if let Some(urls) = &self.redis_url {
+            let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
+            for r in urls.expose_secret().split(',').map(str::trim) {
+                if !schemes.iter().any(|scheme| r.starts_with(scheme)) {
+                    return Err(invalid(
+                        "WXLOGIN_REDIS_URL must be a redis:// or rediss:// URL",
+                    ));
+                }
+            }
+        }
+        Ok(Storage {
+            database_url: self.database_url,
+            redis_url: self.redis_url,
+            sealing_keys: self.sealing_keys,
+            redis_prefix: self.redis_prefix,
+        })
+    }
+}
+
+impl Storage {
+    pub fn embedded() -> Storage {
+        Storage {
+            database_url: SecretString::from(DEFAULT_DATABASE_URL),
+            redis_url: None,
+            sealing_keys: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.into(),
+        }
+    }
+}
+
+/// How WeChat is reached.
+#[derive(Args, Clone)]
+#[command(next_help_heading = "WeChat")]
+pub struct WechatArgs {
+    /// Where WeChat's server APIs are (the emulator in tests and demos).
+    #[arg(long, env = "WXLOGIN_WECHAT_API_BASE", default_value = DEFAULT_WECHAT_API_BASE)]
+    pub wechat_api_base: Url,
+
+    /// Where the browser is sent to authorize.
+    #[arg(long, env = "WXLOGIN_WECHAT_OPEN_BASE", default_value = DEFAULT_WECHAT_OPEN_BASE)]
+    pub wechat_open_base: Url,
+
+    /// Milliseconds one call to WeChat may take before it counts as failed.
+    #[arg(long, env = "WXLOGIN_WECHAT_TIMEOUT_MS", default_value_t = DEFAULT_WECHAT_TIMEOUT_MS)]
+    pub wechat_timeout_ms: u64,
+
+    /// Calls to WeChat in flight at once; calls beyond it fail at once (502) instead of piling up.
+    #[arg(
+        long,
+        env = "WXLOGIN_WECHAT_MAX_CONCURRENT",
+        default_value_t = DEFAULT_WECHAT_MAX_CONCURRENT
+    )]
+    pub wechat_max_concurrent: usize,
+}
+
+/// How WeChat is reached, checked.
+#[derive(Clone, Debug)]
+pub struct Wechat {
+    pub api_base: Url,
+    pub open_base: Url,
+    pub timeout: Duration,
+    pub max_concurrent: usize,
+}
+
+impl WechatArgs {
+    pub fn resolve(self) -> Result<Wechat, ConfigError> {
+        if self.wechat_timeout_ms == 0 {
+            return Err(invalid("WXLOGIN_WECHAT_TIMEOUT_MS must be above 0"));
+        }
+        if self.wechat_max_concurrent == 0 {
+            return Err(invalid("WXLOGIN_WECHAT_MAX_CONCURRENT must be above 0"));
+        }
+        Ok(Wechat {
+            api_base: self.wechat_api_base,
+            open_base: self.wechat_open_base,
+            timeout: Duration::from_millis(self.wechat_timeout_ms),
+            max_concurrent: self.wechat_max_concurrent,
+        })
+    }
+}
+
+impl Wechat {
+    pub fn embedded() -> Wechat {
+        Wechat {
+            api_base: Url::parse(DEFAULT_WECHAT_API_BASE).expect("a URL"),
+            open_base: Url::parse(DEFAULT_WECHAT_OPEN_BASE).expect("a URL"),
+            timeout: Duration::from_millis(DEFAULT_WECHAT_TIMEOUT_MS),
+            max_concurrent: DEFAULT_WECHAT_MAX_CONCURRENT,
+        }
+    }
+}
+
+/// The WeChat apps this server signs people in with (several mini programs in the file).
+#[derive(Args, Clone)]
+#[command(next_help_heading = "Apps")]
+pub struct AppsArgs {
+    /// AppID of the mini program.
+    #[arg(long, env = "WXLOGIN_MINIPROGRAM_APPID")]
+    pub miniprogram_appid: Option<String>,
+
+    /// AppSecret of the mini program.
+    #[arg(long, env = "WXLOGIN_MINIPROGRAM_SECRET", value_parser = secret, hide_env_values = true)]
+    pub miniprogram_secret: Option<SecretString>,
+
+    /// AppID of the website application (QR login).
+    #[arg(long, env = "WXLOGIN_WEBSITE_APPID")]
+    pub website_appid: Option<String>,
+
+    /// AppSecret of the website application.
+    #[arg(long, env = "WXLOGIN_WEBSITE_SECRET", value_parser = secret, hide_env_values = true)]
+    pub website_secret: Option<SecretString>,
+
+    /// AppID of the Official Account.
+    #[arg(long, env = "WXLOGIN_OFFICIAL_ACCOUNT_APPID")]
+    pub official_account_appid: Option<String>,
+
+    /// AppSecret of the Official Account.
+    #[arg(long, env = "WXLOGIN_OFFICIAL_ACCOUNT_SECRET", value_parser = secret, hide_env_values = true)]
+    pub official_account_secret: Option<SecretString>,
+}
+
+/// The WeChat apps, checked.
+#[derive(Clone, Debug, Default)]
+pub struct Apps {
+    pub miniprograms: Vec<AppCredentials>,
+    pub website: Option<AppCredentials>,
+    pub official_account: Option<AppCredentials>,
+}
+
+/// Checks that an AppID comes with its AppSecret and looks like one.
+fn app_pair(
+    kind: &str,
+    appid: Option<String>,
+    secret: Option<SecretString>,
+) -> Result<Option<AppCredentials>, ConfigError> {
+    let (appid, secret) = match (appid, secret) {
+        (None, None) => return Ok(None),
+        (Some(appid), Some(secret)) => (appid, secret),
+        (Some(_), None) => {
+            return Err(invalid(format!(
+                "WXLOGIN_{kind}_SECRET is missing (WXLOGIN_{kind}_APPID is set)"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(format!(
+                "WXLOGIN_{kind}_APPID is missing (WXLOGIN_{kind}_SECRET is set)"
+            )))
+        }
+    };
+    let appid = AppId::parse(appid).map_err(|e| {
+        invalid(format!(
+            "WXLOGIN_{kind}_APPID is not an AppID (letters and digits, like \
+             wx1234567890abcdef): {e}"
+        ))
+    })?;
+    if secret.expose_secret().is_empty() {
+        return Err(invalid(format!("WXLOGIN_{kind}_SECRET is empty")));
+    }
+    Ok(Some(AppCredentials {
+        appid: appid.into(),
+        secret,
+    }))
+}
+
+impl AppsArgs {
+    /// The apps of the flags, and of the file's `[[miniprogram]]`, `[website]` and
+    /// `[official_account]` tables (a flag's app first).
+    pub fn resolve(self, file: &FileSettings) -> Result<Apps, ConfigError> {
+        let from_file = |kind: &str, app: Option<&super::file::FileApp>| match app {
+            Some(a) => app_pair(kind, Some(a.appid.clone()), Some(a.secret.clone().into())),
+            None => Ok(None),
+        };
+        let mut miniprograms = Vec::new();
+        let flag = app_pair(
+            "MINIPROGRAM",
+            self.miniprogram_appid,
+            self.miniprogram_secret,
+        )?;
+        miniprograms.extend(flag);
+        for app in &file.apps.miniprogram {
+            let app = from_file("MINIPROGRAM", Some(app))?.expect("both parts given");
+            if !miniprograms.iter().any(|a| a.appid == app.appid) {
+                miniprograms.push(app);
+            }
+        }
+        let website = match app_pair("WEBSITE", self.website_appid, self.website_secret)? {
+            Some(app) => Some(app),
+            None => from_file("WEBSITE", file.apps.website.as_ref())?,
+        };
+        let official_account = match app_pair(
+            "OFFICIAL_ACCOUNT",
+            self.official_account_appid,
+            self.official_account_secret,
+        )? {
+            Some(app) => Some(app),
+            None => from_file("OFFICIAL_ACCOUNT", file.apps.official_account.as_ref())?,
+        };
+        Ok(Apps {
+            miniprograms,
+            website,
+            official_account,
+        })
+    }
+}
+
+/// Who may sign in, how, and for how long.
+#[derive(Args, Clone)]
+#[command(next_help_heading = "Sign-in")]
+pub struct LoginArgs {
+    /// What login does with an openid bound to no account: `auto_register` or `require_binding`.
+    #[arg(long, env = "WXLOGIN_LOGIN_POLICY", default_value_t = LoginPolicy::AutoRegister)]
+    pub login_policy: LoginPolicy,
+
+    /// Seconds a token lives without use (sliding).
+    #[arg(long, env = "WXLOGIN_SESSION_TTL", default_value_t = DEFAULT_SESSION_TTL)]
+    pub session_ttl: u64,
+
+    /// Comma-separated origins that web sign-in may return to.
+    #[arg(long, env = "WXLOGIN_REDIRECT_ALLOWLIST", value_delimiter = ',')]
+    pub redirect_allowlist: Vec<String>,
+
+    /// Requests per minute one client IP may make to `/api/v1/auth/*` and `/api/v1/accounts`,
+    /// counted in Redis for all nodes; 0 turns the limit off.
+    #[arg(
+        long,
+        env = "WXLOGIN_RATE_LIMIT_PER_MINUTE",
+        default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE
+    )]
+    pub rate_limit_per_minute: u32,
+}
+
+/// Who may sign in, how, and for how long, checked.
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub policy: LoginPolicy,
+    pub session_ttl: Duration,
+    pub redirect_allowlist: Vec<Url>,
+    pub rate_limit_per_minute: u32,
+}
+
+impl LoginArgs {
+    pub fn resolve(self) -> Result<Login, ConfigError> {
+        if self.session_ttl < 60 {
+            return Err(invalid("WXLOGIN_SESSION_TTL must be at least 60 seconds"));
+        }
+        let redirect_allowlist = entries(&self.redirect_allowlist)
+            .map(|s| {
+                Url::parse(s)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "WXLOGIN_REDIRECT_ALLOWLIST: `{s}` is not an http(s) origin"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Login {
+            policy: self.login_policy,
+            session_ttl: Duration::from_secs(self.session_ttl),
+            redirect_allowlist,
+            rate_limit_per_minute: self.rate_limit_per_minute,
+        })
+    }
+}
+
+impl Login {
+    pub fn embedded() -> Login {
+        Login {
+            policy: LoginPolicy::AutoRegister,
+            session_ttl: Duration::from_secs(DEFAULT_SESSION_TTL),
+            redirect_allowlist: Vec::new(),
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The words every room speaks: users, identities, sessions, tokens, and input parsed once at
+//! the edge. No I/O and nothing else of ours here; `api` maps these to the wire, `store` keeps
+//! them, `accounts` decides with them.
+
+mod input;
+mod session;
+mod user;
+
+pub use input::{
+    AppId, Credentials, HttpUrl, InvalidInput, Nickname, Password, Shaped, Username, WxCode,
+};
+pub use session::{Session, Token};
+pub use user::{
+    now, Created, Identity, Linked, Phone, ProfileChange, Provider, Unbound, User, WebProvider,
+};

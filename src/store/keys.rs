@@ -1,0 +1,174 @@
+//! The keyspace: every key wxlogin keeps in Redis (or the in-process store), with its time to
+//! live. Nothing else builds a key. Every key is under `WXLOGIN_REDIS_PREFIX` (added by `Kv`).
+//!
+//! | key | holds | lives |
+//! |---|---|---|
+//! | `sess:` token digest | a session (sealed) | `WXLOGIN_SESSION_TTL`, sliding |
+//! | `isess:` appid `:` openid | sessions of an identity, as wxlogin before 0.2 listed them | emptied on unbinding |
+//! | `uc:u:` hash of user id | a cached user (sealed), or a reader's lease | `USER_CACHE`, `USER_CACHE_LEASE` |
+//! | `uc:i:` hash of appid, openid | the same, by identity | as above |
+//! | `login:` hash of appid, code | a login code's answer, for its retries (sealed) | `LOGIN_REPLAY` |
+//! | `bind:` hash of ticket | a login waiting for its account (sealed) | `BIND_TICKET` |
+//! | `oauth:` hash of state | a web sign-in at WeChat | `WEB_STATE` |
+//! | `ticket:` hash of ticket | a web sign-in's ticket | `WEB_TICKET` |
+//! | `webtok:` hash of appid, openid | WeChat's web tokens of an identity (sealed) | `WEB_TOKENS` |
+//! | `wxtoken:` appid | an app's access_token (sealed) | until WeChat's expiry, less a minute |
+//! | `wxtoken-lock:` appid | one node is fetching it | `ACCESS_TOKEN_LOCK` |
+//! | `rl:` IP | sign-in requests of an IP this minute | `RATE_WINDOW` |
+//! | `pwfail:` hash of username | wrong passwords | `LOCKOUT` |
+//! | `pwlock:` hash of username | the username is locked | `LOCKOUT` |
+//!
+//! Secrets and personal ids are hashed (one helper, `sha256`), so a copy of Redis names no one
+//! and holds nothing to sign in with. Two encodings of that hash are kept as the keys have
+//! always been written, so that keys outlive an upgrade and nodes of two versions share them.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use sha2::{Digest, Sha256};
+
+use crate::domain::Token;
+
+/// How long a cached user lives.
+pub const USER_CACHE: Duration = Duration::from_secs(300);
+/// How long a reader may take between its lease and its store.
+pub const USER_CACHE_LEASE: Duration = Duration::from_secs(2);
+/// How long a login code's first answer is replayed to a retry of the same code.
+pub const LOGIN_REPLAY: Duration = Duration::from_secs(60);
+/// How long a bind ticket lives.
+pub const BIND_TICKET: Duration = Duration::from_secs(600);
+/// How long a web sign-in may stay at WeChat.
+pub const WEB_STATE: Duration = Duration::from_secs(600);
+/// How long a web sign-in's ticket lives.
+pub const WEB_TICKET: Duration = Duration::from_secs(60);
+/// WeChat's refresh_token lives 30 days; the web tokens are kept as long.
+pub const WEB_TOKENS: Duration = Duration::from_secs(30 * 86_400);
+/// How long one node may hold the right to fetch an access_token.
+pub const ACCESS_TOKEN_LOCK: Duration = Duration::from_secs(10);
+/// The window of the per-IP limit.
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// The window in which wrong passwords count, and how long a lock lasts.
+pub const LOCKOUT: Duration = Duration::from_secs(900);
+
+/// SHA-256 of the parts, one after the other: the one hash of the keyspace.
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// `prefix` and the hash in hex (tickets, states, codes, usernames).
+fn hex_key(prefix: &str, parts: &[&[u8]]) -> String {
+    format!("{prefix}:{}", hex::encode(sha256(parts)))
+}
+
+/// `prefix` and 128 bits of the hash in base64url, where a million keys each carry it.
+fn short_key(prefix: &str, bytes: &[u8]) -> String {
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A session, by its token.
+pub fn session(token: &Token) -> String {
+    short_key("sess:", &token.digest())
+}
+
+/// The index of an identity's sessions that wxlogin before 0.2 kept.
+pub fn legacy_identity_sessions(appid: &str, openid: &str) -> String {
+    format!("isess:{appid}:{openid}")
+}
+
+/// The cached user of an id.
+pub fn cached_user(user_id: &str) -> String {
+    let h = sha256(&[user_id.as_bytes(), b"\0"]);
+    short_key("uc:u:", &h[..16])
+}
+
+/// The cached user of an identity.
+pub fn cached_identity(appid: &str, openid: &str) -> String {
+    let h = sha256(&[appid.as_bytes(), b"\0", openid.as_bytes(), b"\0"]);
+    short_key("uc:i:", &h[..16])
+}
+
+/// The answer of a login code, for its retries.
+pub fn login_replay(appid: &str, code: &str) -> String {
+    hex_key("login", &[appid.as_bytes(), b"\0", code.as_bytes()])
+}
+
+/// A bind ticket.
+pub fn bind_ticket(ticket: &str) -> String {
+    hex_key("bind", &[ticket.as_bytes()])
+}
+
+/// A web sign-in's `state`.
+pub fn web_state(state: &str) -> String {
+    hex_key("oauth", &[state.as_bytes()])
+}
+
+/// A web sign-in's ticket.
+pub fn web_ticket(ticket: &str) -> String {
+    hex_key("ticket", &[ticket.as_bytes()])
+}
+
+/// WeChat's web tokens of an identity.
+pub fn web_tokens(appid: &str, openid: &str) -> String {
+    hex_key("webtok", &[appid.as_bytes(), b"\0", openid.as_bytes()])
+}
+
+/// An app's access_token.
+pub fn access_token(appid: &str) -> String {
+    format!("wxtoken:{appid}")
+}
+
+/// The right to fetch an app's access_token.
+pub fn access_token_lock(appid: &str) -> String {
+    format!("wxtoken-lock:{appid}")
+}
+
+/// Sign-in requests of an IP in this window.
+pub fn rate(ip: IpAddr) -> String {
+    format!("rl:{ip}")
+}
+
+/// Wrong passwords of a username (without regard to case).
+pub fn password_failures(username_folded: &str) -> String {
+    hex_key("pwfail", &[username_folded.as_bytes()])
+}
+
+/// The lock of a username (without regard to case).
+pub fn password_lock(username_folded: &str) -> String {
+    hex_key("pwlock", &[username_folded.as_bytes()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys as wxlogin 0.2 wrote them: a change here strands every session and counter.
+    #[test]
+    fn keys_are_what_earlier_versions_wrote() {
+        assert_eq!(
+            login_replay("wx1", "code"),
+            format!("login:{}", hex::encode(Sha256::digest(b"wx1\0code")))
+        );
+        assert_eq!(
+            password_lock("band"),
+            format!("pwlock:{}", hex::encode(Sha256::digest(b"band")))
+        );
+        let mut h = Sha256::new();
+        h.update(b"u1");
+        h.update([0]);
+        assert_eq!(
+            cached_user("u1"),
+            format!("uc:u:{}", URL_SAFE_NO_PAD.encode(&h.finalize()[..16]))
+        );
+        let t = Token::new();
+        assert_eq!(
+            session(&t),
+            format!("sess:{}", URL_SAFE_NO_PAD.encode(t.digest()))
+        );
+        assert_eq!(rate("10.0.0.1".parse().unwrap()), "rl:10.0.0.1");
+    }
+}

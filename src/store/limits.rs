@@ -1,0 +1,64 @@
+//! Counters that every node shares: the per-IP limit of the sign-in routes, and wrong
+//! passwords per username with the lock they lead to. The policy (how many, what answer) is
+//! `accounts`'; the windows are the keyspace's.
+
+use std::net::IpAddr;
+
+use super::{keys, kv::Kv, StoreError};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The counters, on the shared key-value store.
+#[derive(Clone)]
+pub struct Limits {
+    kv: Kv,
+}
+
+impl Limits {
+    pub fn new(kv: Kv) -> Limits {
+        Limits { kv }
+    }
+
+    /// Counts a sign-in request of `ip`; past `limit` in the window, the seconds until the
+    /// window ends.
+    pub async fn count_request(&self, ip: IpAddr, limit: u32) -> Result<Option<u64>> {
+        let key = keys::rate(ip);
+        let count = self.kv.incr(&key, keys::RATE_WINDOW).await?;
+        if count <= i64::from(limit) {
+            return Ok(None);
+        }
+        let left = self
+            .kv
+            .ttl(&key)
+            .await?
+            .unwrap_or(keys::RATE_WINDOW.as_secs());
+        Ok(Some(left.max(1)))
+    }
+
+    /// Seconds a username stays locked; None where it is not.
+    pub async fn locked_for(&self, username_folded: &str) -> Result<Option<u64>> {
+        self.kv.ttl(&keys::password_lock(username_folded)).await
+    }
+
+    /// Counts a wrong password; at `lock_after` the username is locked for the window and the
+    /// count starts again. True when this failure locked it.
+    pub async fn count_failure(&self, username_folded: &str, lock_after: i64) -> Result<bool> {
+        let failures_key = keys::password_failures(username_folded);
+        let failures = self.kv.incr(&failures_key, keys::LOCKOUT).await?;
+        if failures < lock_after {
+            return Ok(false);
+        }
+        let lock = keys::password_lock(username_folded);
+        self.kv.set(&lock, b"1", keys::LOCKOUT).await?;
+        self.kv.del(&failures_key).await?;
+        Ok(true)
+    }
+
+    /// Forgets a username's wrong passwords (after a right one).
+    pub async fn clear_failures(&self, username_folded: &str) -> Result<()> {
+        self.kv
+            .del(&keys::password_failures(username_folded))
+            .await
+            .map(drop)
+    }
+}

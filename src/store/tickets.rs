@@ -1,0 +1,122 @@
+//! Single-use tickets and the short-lived records behind them: bind tickets (a WeChat login
+//! waiting for its account), web sign-in states and tickets, and the web tokens WeChat gives
+//! an identity. Each is taken at most once (GETDEL), so of two concurrent uses one wins.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use super::{keys, kv::Kv, seal::Sealer, StoreError};
+use crate::domain::WebProvider;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// What a bind ticket stands for: a WeChat login waiting for its account.
+#[derive(Serialize, Deserialize)]
+pub struct PendingBinding {
+    pub appid: String,
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub session_key: String,
+}
+
+/// What a `state` stands for while the browser is at WeChat.
+#[derive(Serialize, Deserialize)]
+pub struct PendingWeb {
+    pub provider: WebProvider,
+    pub redirect_uri: String,
+    pub scope: String,
+}
+
+/// What a web sign-in's ticket stands for.
+#[derive(Serialize, Deserialize)]
+pub struct WebTicket {
+    pub user_id: String,
+    pub appid: String,
+    pub openid: String,
+    pub is_new_user: bool,
+}
+
+/// WeChat's web tokens of an identity, kept server-side.
+#[derive(Serialize, Deserialize)]
+pub struct WebTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// The tickets, on the shared key-value store.
+#[derive(Clone)]
+pub struct Tickets {
+    kv: Kv,
+    sealer: Sealer,
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("a record always serializes")
+}
+
+/// A record of bytes read back; bytes that do not parse are no record.
+fn parse<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Option<T> {
+    serde_json::from_slice(&bytes?).ok()
+}
+
+impl Tickets {
+    pub fn new(kv: Kv, sealer: Sealer) -> Tickets {
+        Tickets { kv, sealer }
+    }
+
+    fn open(&self, key: &str, bytes: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        bytes.and_then(|b| self.sealer.open(key, &b))
+    }
+
+    /// Keeps a login waiting for its account under `ticket` (sealed: it holds a session_key).
+    pub async fn put_binding(&self, ticket: &str, pending: &PendingBinding) -> Result<()> {
+        let key = keys::bind_ticket(ticket);
+        let sealed = self.sealer.seal(&key, &json(pending));
+        self.kv.set(&key, &sealed, keys::BIND_TICKET).await
+    }
+
+    /// The login behind a bind ticket, leaving it in place.
+    pub async fn peek_binding(&self, ticket: &str) -> Result<Option<PendingBinding>> {
+        let key = keys::bind_ticket(ticket);
+        Ok(parse(self.open(&key, self.kv.get(&key).await?)))
+    }
+
+    /// Takes a bind ticket: the one caller that gets `Some` may use it.
+    pub async fn take_binding(&self, ticket: &str) -> Result<Option<PendingBinding>> {
+        let key = keys::bind_ticket(ticket);
+        Ok(parse(self.open(&key, self.kv.take(&key).await?)))
+    }
+
+    /// Keeps a web sign-in's `state` while the browser is at WeChat.
+    pub async fn put_web_state(&self, state: &str, pending: &PendingWeb) -> Result<()> {
+        let key = keys::web_state(state);
+        self.kv.set(&key, &json(pending), keys::WEB_STATE).await
+    }
+
+    /// Takes a `state`: WeChat's callback uses it once.
+    pub async fn take_web_state(&self, state: &str) -> Result<Option<PendingWeb>> {
+        Ok(parse(self.kv.take(&keys::web_state(state)).await?))
+    }
+
+    /// Keeps a web sign-in's ticket for the page to redeem.
+    pub async fn put_web_ticket(&self, ticket: &str, record: &WebTicket) -> Result<()> {
+        let key = keys::web_ticket(ticket);
+        self.kv.set(&key, &json(record), keys::WEB_TICKET).await
+    }
+
+    /// Takes a web sign-in's ticket.
+    pub async fn take_web_ticket(&self, ticket: &str) -> Result<Option<WebTicket>> {
+        Ok(parse(self.kv.take(&keys::web_ticket(ticket)).await?))
+    }
+
+    /// Keeps WeChat's web tokens of an identity (sealed).
+    pub async fn put_web_tokens(
+        &self,
+        appid: &str,
+        openid: &str,
+        tokens: &WebTokens,
+    ) -> Result<()> {
+        let key = keys::web_tokens(appid, openid);
+        let sealed = self.sealer.seal(&key, &json(tokens));
+        self.kv.set(&key, &sealed, keys::WEB_TOKENS).await
+    }
+}
