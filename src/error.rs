@@ -105,20 +105,41 @@ impl Code {
     /// When the code is answered, as the contract's table says (for the OpenAPI document).
     pub fn when(self) -> &'static str {
         match self {
-            Code::InvalidRequest => "body or field malformed: missing field, bad base64, wrong length, unknown appid",
-            Code::WechatCodeInvalid => "WeChat rejected the login/phone code (40029 invalid, 40163 already used)",
+            Code::InvalidRequest => {
+                "body or field malformed: missing field, bad base64, wrong \
+                length, unknown appid"
+            }
+            Code::WechatCodeInvalid => {
+                "WeChat rejected the login/phone code (40029 invalid, \
+                40163 already used)"
+            }
             Code::WechatRateLimited => "WeChat said 45011 (per-user frequency limit)",
             Code::WechatUserBlocked => "WeChat said 40226 (high-risk user)",
-            Code::WechatUnavailable => "WeChat answered -1, timed out, or could not be reached (after bounded retries)",
+            Code::WechatUnavailable => {
+                "WeChat answered -1, timed out, or could not be reached \
+                (after bounded retries)"
+            }
             Code::WechatError => "any other WeChat errcode (the errcode is in `wechat`)",
             Code::Unauthenticated => "no, unknown, expired or revoked token",
-            Code::DecryptFailed => "encryptedData/iv do not decrypt with this session's session_key",
+            Code::DecryptFailed => {
+                "encryptedData/iv do not decrypt with this session's \
+                session_key"
+            }
             Code::WatermarkMismatch => "decrypted watermark.appid is not this session's appid",
             Code::SignatureMismatch => "signature != sha1(rawData + session_key)",
-            Code::BindingRequired => "login policy require_binding and this openid is bound to no account; body adds bindTicket",
-            Code::InvalidCredentials => "username/password wrong (same answer for unknown user and wrong password)",
+            Code::BindingRequired => {
+                "login policy require_binding and this openid is bound to no \
+                account; body adds bindTicket"
+            }
+            Code::InvalidCredentials => {
+                "username/password wrong (same answer for unknown user \
+                and wrong password)"
+            }
             Code::AccountLocked => "too many wrong passwords for this username; Retry-After set",
-            Code::Conflict => "the change collides with existing state (another openid, another owner)",
+            Code::Conflict => {
+                "the change collides with existing state (another openid, another \
+                owner)"
+            }
             Code::RateLimited => "this server's own per-IP limit; Retry-After set",
             Code::ServiceUnavailable => "Redis or the database is down; nothing was half-written",
             Code::NotFound => "no such route",
@@ -143,9 +164,13 @@ impl fmt::Display for Code {
     }
 }
 
-pub const CODE_USED: &str = "WeChat says this code was used already (40163): call wx.login for a new code and send that one.";
-pub const CODE_INVALID: &str = "WeChat does not accept this code (40029): it is expired, mistyped or from another mini program. Call wx.login for a new code.";
-pub const DECRYPT_FAILED: &str = "encryptedData does not decrypt with this session's session_key: it was probably made before the last wx.login. Call wx.login, send the code to /api/v1/auth/refresh, then ask for the data again.";
+pub const CODE_USED: &str = "WeChat says this code was used already (40163): call wx.login for a \
+    new code and send that one.";
+pub const CODE_INVALID: &str = "WeChat does not accept this code (40029): it is expired, mistyped \
+    or from another mini program. Call wx.login for a new code.";
+pub const DECRYPT_FAILED: &str = "encryptedData does not decrypt with this session's session_key: \
+    it was probably made before the last wx.login. Call wx.login, send the code to \
+    /api/v1/auth/refresh, then ask for the data again.";
 
 /// An error of a service call: a contract code, a message for the caller, WeChat's answer where
 /// it caused it, and a cause for the log only.
@@ -180,7 +205,8 @@ impl Error {
     pub fn unauthenticated() -> Self {
         Error::new(
             Code::Unauthenticated,
-            "Sign in again: the token is missing, unknown, expired or revoked. Call wx.login and POST the code to /api/v1/auth/login.",
+            "Sign in again: the token is missing, unknown, expired or revoked. Call wx.login and \
+                POST the code to /api/v1/auth/login.",
         )
     }
 
@@ -190,7 +216,8 @@ impl Error {
             source: Some(source.into()),
             ..Error::new(
                 Code::ServiceUnavailable,
-                "The service is briefly unavailable and nothing was changed. Try again in a moment.",
+                "The service is briefly unavailable and nothing was changed. Try again in a \
+                    moment.",
             )
         }
     }

@@ -11,11 +11,23 @@ use super::{BearerAuth, Tag};
 use crate::accounts::{Accounts, LoginInput};
 use crate::domain::Credentials;
 
-error_set!(LoginErrors: InvalidRequest, WechatCodeInvalid, InvalidCredentials, WechatUserBlocked, BindingRequired, Conflict, WechatRateLimited, AccountLocked, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited);
-error_set!(RefreshErrors: InvalidRequest, WechatCodeInvalid, Unauthenticated, WechatUserBlocked, Conflict, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited);
+error_set!(LoginErrors:
+    InvalidRequest, WechatCodeInvalid, InvalidCredentials, WechatUserBlocked, BindingRequired,
+    Conflict, WechatRateLimited, AccountLocked, WechatUnavailable, WechatError, ServiceUnavailable,
+    RateLimited
+);
+error_set!(RefreshErrors:
+    InvalidRequest, WechatCodeInvalid, Unauthenticated, WechatUserBlocked, Conflict,
+    WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited
+);
 error_set!(LogoutErrors: Unauthenticated, ServiceUnavailable, RateLimited);
-error_set!(BindErrors: InvalidRequest, InvalidCredentials, Unauthenticated, Conflict, AccountLocked, ServiceUnavailable, RateLimited);
-error_set!(PasswordErrors: InvalidRequest, InvalidCredentials, AccountLocked, ServiceUnavailable, RateLimited);
+error_set!(BindErrors:
+    InvalidRequest, InvalidCredentials, Unauthenticated, Conflict, AccountLocked,
+    ServiceUnavailable, RateLimited
+);
+error_set!(PasswordErrors:
+    InvalidRequest, InvalidCredentials, AccountLocked, ServiceUnavailable, RateLimited
+);
 
 #[derive(ApiResponse)]
 pub enum LoginOk {

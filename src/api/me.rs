@@ -14,7 +14,10 @@ error_set!(MeErrors: Unauthenticated, ServiceUnavailable);
 error_set!(CredentialsErrors: InvalidRequest, Unauthenticated, Conflict, ServiceUnavailable);
 error_set!(UnbindErrors: Unauthenticated, NotFound, Conflict, ServiceUnavailable);
 error_set!(PatchErrors: InvalidRequest, Unauthenticated, ServiceUnavailable);
-error_set!(PhoneErrors: InvalidRequest, DecryptFailed, WatermarkMismatch, WechatCodeInvalid, Unauthenticated, Conflict, WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable);
+error_set!(PhoneErrors:
+    InvalidRequest, DecryptFailed, WatermarkMismatch, WechatCodeInvalid, Unauthenticated, Conflict,
+    WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable
+);
 
 #[derive(ApiResponse)]
 pub enum UserOk {

@@ -68,18 +68,7 @@ pub(crate) fn into_poem(error: Error) -> poem::Error {
 }
 
 /// The OpenAPI service of the contract's routes.
-#[allow(clippy::type_complexity)]
-pub fn service() -> OpenApiService<
-    (
-        auth::AuthApi,
-        accounts::AccountsApi,
-        oauth::OauthApi,
-        me::MeApi,
-        wechat::WechatApi,
-        ops::OpsApi,
-    ),
-    (),
-> {
+pub fn service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
     let apis = (
         auth::AuthApi,
         accounts::AccountsApi,
@@ -240,7 +229,12 @@ async fn edge_layer<E: Endpoint>(
                     .as_ref()
                     .map(|s| s.to_string())
                     .unwrap_or_default();
-                tracing::warn!(request_id = %request_id, code = %error.code, cause = %cause, "request failed");
+                tracing::warn!(
+                    request_id = %request_id,
+                    code = %error.code,
+                    cause = %cause,
+                    "request failed"
+                );
             }
             error_response(&error, &request_id)
         }

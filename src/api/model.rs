@@ -14,6 +14,7 @@ use crate::domain::{
     AppId, Credentials, HttpUrl, Identity, Nickname, Password, Phone, Shaped, User, Username,
     WxCode,
 };
+use crate::wechat::crypto::{SAMPLE_DATA, SAMPLE_IV};
 
 /// A JSON string field parsed into a domain type `T` (`domain::Shaped`): the schema shows `T`'s
 /// length and alphabet, and a value that breaks them is a 400 before the handler runs, so the
@@ -350,9 +351,6 @@ pub struct DecryptRequest {
     pub signature: Option<String>,
 }
 
-pub const SAMPLE_IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
-pub const SAMPLE_DATA: &str = "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==";
-
 impl Example for DecryptRequest {
     fn example() -> Self {
         DecryptRequest {
@@ -377,7 +375,16 @@ pub struct DecryptBody {
 impl Example for DecryptBody {
     fn example() -> Self {
         DecryptBody {
-            data: serde_json::json!({"openId":"oGZUI0egBJY1zhBYw2KhdUfwVJJE","nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","unionId":"ocMvos6NjeKLIBqg5Mr9QjxrP1FA"}),
+            data: serde_json::json!({
+                "openId": "oGZUI0egBJY1zhBYw2KhdUfwVJJE",
+                "nickName": "Band",
+                "gender": 1,
+                "language": "zh_CN",
+                "city": "Guangzhou",
+                "province": "Guangdong",
+                "country": "CN",
+                "unionId": "ocMvos6NjeKLIBqg5Mr9QjxrP1FA",
+            }),
             watermark: serde_json::json!({"timestamp":1477314187,"appid":"wx4f4bc4dec97d474b"}),
         }
     }

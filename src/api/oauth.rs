@@ -12,7 +12,10 @@ use crate::accounts::Accounts;
 use crate::domain::WebProvider;
 
 error_set!(AuthorizeErrors: InvalidRequest, ServiceUnavailable);
-error_set!(CallbackErrors: InvalidRequest, WechatCodeInvalid, WechatRateLimited, WechatUnavailable, WechatError, Conflict, ServiceUnavailable);
+error_set!(CallbackErrors:
+    InvalidRequest, WechatCodeInvalid, WechatRateLimited, WechatUnavailable, WechatError, Conflict,
+    ServiceUnavailable
+);
 error_set!(TicketErrors: InvalidRequest, Unauthenticated, ServiceUnavailable, RateLimited);
 
 /// The web product of a sign-in.
@@ -35,7 +38,8 @@ impl From<ProviderParam> for WebProvider {
 }
 
 /// The scope of a web sign-in, spelled as WeChat spells it.
-#[allow(clippy::enum_variant_names)] // the names are WeChat's: snsapi_login, snsapi_userinfo, snsapi_base
+// The names are WeChat's: snsapi_login, snsapi_userinfo, snsapi_base.
+#[allow(clippy::enum_variant_names)]
 #[derive(poem_openapi::Enum, Clone, Copy)]
 #[oai(rename_all = "snake_case")]
 pub enum ScopeParam {

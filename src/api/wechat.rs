@@ -9,7 +9,10 @@ use super::{BearerAuth, Tag};
 use crate::accounts::Accounts;
 use crate::error::Error;
 
-error_set!(DecryptErrors: InvalidRequest, DecryptFailed, WatermarkMismatch, SignatureMismatch, Unauthenticated, ServiceUnavailable);
+error_set!(DecryptErrors:
+    InvalidRequest, DecryptFailed, WatermarkMismatch, SignatureMismatch, Unauthenticated,
+    ServiceUnavailable
+);
 
 #[derive(ApiResponse)]
 pub enum DecryptOk {

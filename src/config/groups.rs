@@ -124,7 +124,14 @@ impl Server {
 #[command(next_help_heading = "Storage")]
 pub struct StorageArgs {
     /// `sqlite://...` or `postgres://...`; migrations run at start.
-    #[arg(long, env = "WXLOGIN_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = secret, hide_env_values = true, hide_default_value = true)]
+    #[arg(
+        long,
+        env = "WXLOGIN_DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        value_parser = secret,
+        hide_env_values = true,
+        hide_default_value = true
+    )]
     pub database_url: SecretString,
 
     /// Redis for sessions, tickets and caches (`redis://`, `rediss://`); several URLs,
@@ -291,7 +298,12 @@ pub struct AppsArgs {
     pub official_account_appid: Option<String>,
 
     /// AppSecret of the Official Account.
-    #[arg(long, env = "WXLOGIN_OFFICIAL_ACCOUNT_SECRET", value_parser = secret, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "WXLOGIN_OFFICIAL_ACCOUNT_SECRET",
+        value_parser = secret,
+        hide_env_values = true
+    )]
     pub official_account_secret: Option<SecretString>,
 }
 

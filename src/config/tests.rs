@@ -82,7 +82,8 @@ fn flag_beats_file_and_file_beats_default() {
     std::fs::write(
         &path,
         "listen = \"127.0.0.1:9000\"\nsession_ttl = 3600\nlogin_policy = \"require_binding\"\n\
-         [[miniprogram]]\nappid = \"wxa\"\nsecret = \"sa\"\n[[miniprogram]]\nappid = \"wxb\"\nsecret = \"sb\"\n",
+         [[miniprogram]]\nappid = \"wxa\"\nsecret = \"sa\"\n\
+         [[miniprogram]]\nappid = \"wxb\"\nsecret = \"sb\"\n",
     )
     .unwrap();
     let p = path.to_str().unwrap();

@@ -54,7 +54,8 @@ pub trait Shaped: Sized {
 /// A plain newtype of `String` with a shape.
 macro_rules! shaped {
     ($(#[$m:meta])* $name:ident {
-        min: $min:expr, max: $max:expr, pattern: $pattern:expr, what: $what:expr, fits: $fits:expr $(,)?
+        min: $min:expr, max: $max:expr, pattern: $pattern:expr, what: $what:expr,
+        fits: $fits:expr $(,)?
     }) => {
         $(#[$m])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]

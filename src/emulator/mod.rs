@@ -42,8 +42,12 @@ impl Emulator {
 
     /// The emulator's routes: WeChat's paths, the control API and its documentation.
     pub fn routes(&self) -> impl poem::Endpoint<Output = poem::Response> {
-        let control = OpenApiService::new(control::ControlApi, "wxlogin WeChat emulator", env!("CARGO_PKG_VERSION"))
-            .description("Controls the emulated WeChat: test users, wx.login and phone codes, open data, faults and the clock.");
+        let version = env!("CARGO_PKG_VERSION");
+        let control = OpenApiService::new(control::ControlApi, "wxlogin WeChat emulator", version)
+            .description(
+                "Controls the emulated WeChat: test users, wx.login and phone codes, open data, \
+                 faults and the clock.",
+            );
         let docs = control.swagger_ui();
         let spec = control.spec_endpoint();
         Route::new()

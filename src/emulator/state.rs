@@ -197,33 +197,26 @@ impl State {
             None => self.session_key(appid, user),
         };
         self.user(user).keys.insert(appid.to_string(), key);
-        let code = random_code(24);
-        let issued = self.now();
-        self.login_codes.insert(
-            code.clone(),
-            Code {
-                appid: appid.into(),
-                user: user.into(),
-                issued,
-                used: false,
-            },
-        );
+        let (code, record) = self.new_code(24, appid, user);
+        self.login_codes.insert(code.clone(), record);
         code
+    }
+
+    /// A fresh single-use code of `len` characters for a user of an app, issued now.
+    fn new_code(&self, len: usize, appid: &str, user: &str) -> (String, Code) {
+        let record = Code {
+            appid: appid.into(),
+            user: user.into(),
+            issued: self.now(),
+            used: false,
+        };
+        (random_code(len), record)
     }
 
     pub fn mint_phone_code(&mut self, appid: &str, user: &str) -> String {
         self.user(user);
-        let code = random_code(32);
-        let issued = self.now();
-        self.phone_codes.insert(
-            code.clone(),
-            Code {
-                appid: appid.into(),
-                user: user.into(),
-                issued,
-                used: false,
-            },
-        );
+        let (code, record) = self.new_code(32, appid, user);
+        self.phone_codes.insert(code.clone(), record);
         code
     }
 

@@ -31,9 +31,12 @@ fn escape(s: &str) -> String {
 
 fn page(title: &str, body: &str) -> String {
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{title}</title><style>body{{font-family:sans-serif;max-width:28rem;margin:2rem auto;text-align:center}}\
-         button{{font-size:1rem;padding:.6rem 1.2rem;margin:.3rem}}input{{font-size:1rem;padding:.4rem}}\
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title>\
+         <style>body{{font-family:sans-serif;max-width:28rem;margin:2rem auto;\
+         text-align:center}}\
+         button{{font-size:1rem;padding:.6rem 1.2rem;margin:.3rem}}\
+         input{{font-size:1rem;padding:.4rem}}\
          .allow{{background:#07c160;color:#fff;border:0}}</style></head><body>{body}</body></html>",
         title = escape(title)
     )
@@ -82,8 +85,10 @@ fn pending(
 
 fn confirm_form(id: &str, prompt: &str) -> String {
     format!(
-        "<form action=\"/connect/confirm\" method=\"get\"><input type=\"hidden\" name=\"uuid\" value=\"{id}\">\
-         <p>{prompt}</p><p><label>Test user <input name=\"user\" value=\"alice\" aria-label=\"test user\"></label></p>\
+        "<form action=\"/connect/confirm\" method=\"get\">\
+         <input type=\"hidden\" name=\"uuid\" value=\"{id}\">\
+         <p>{prompt}</p><p><label>Test user \
+         <input name=\"user\" value=\"alice\" aria-label=\"test user\"></label></p>\
          <p><button class=\"allow\" name=\"action\" value=\"allow\">Allow</button>\
          <button name=\"action\" value=\"refuse\">Refuse</button></p></form>"
     )
@@ -107,7 +112,8 @@ pub async fn qrconnect(emu: Data<&Emulator>, req: &Request, Query(q): Params) ->
         })
         .unwrap_or_default();
     let body = format!(
-        "<h2>WeChat QR login</h2><p>Scan with WeChat to sign in to {app}</p><div id=\"qrcode\">{qr}</div>{form}",
+        "<h2>WeChat QR login</h2><p>Scan with WeChat to sign in to {app}</p>\
+         <div id=\"qrcode\">{qr}</div>{form}",
         app = escape(&appid),
         form = confirm_form(&id, "Emulator: scan and confirm as a test user")
     );

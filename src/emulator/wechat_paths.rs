@@ -220,7 +220,11 @@ pub async fn stable_token(emu: Data<&Emulator>, body: Body) -> Response {
 }
 
 /// Checks an access_token as WeChat does: its appid, or the errcode to answer.
-fn check_token(emu: &Emulator, token: &str) -> Result<String, Response> {
+fn check_token(emu: &Emulator, q: &HashMap<String, String>) -> Result<String, Response> {
+    let token = q
+        .get("access_token")
+        .map(String::as_str)
+        .unwrap_or_default();
     let s = emu.lock();
     let now = s.now();
     let Some(t) = s.tokens.get(token) else {
@@ -255,12 +259,7 @@ pub async fn getuserphonenumber(emu: Data<&Emulator>, Query(q): Params, body: Bo
     if let Some(r) = fault(&emu, "/wxa/business/getuserphonenumber", user.as_deref()).await {
         return r;
     }
-    let appid = match check_token(
-        &emu,
-        q.get("access_token")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    ) {
+    let appid = match check_token(&emu, &q) {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -307,12 +306,7 @@ pub async fn checksession(emu: Data<&Emulator>, Query(q): Params) -> Response {
     if let Some(r) = fault(&emu, "/wxa/checksession", None).await {
         return r;
     }
-    let appid = match check_token(
-        &emu,
-        q.get("access_token")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    ) {
+    let appid = match check_token(&emu, &q) {
         Ok(a) => a,
         Err(r) => return r,
     };

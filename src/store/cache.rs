@@ -5,11 +5,11 @@
 //! Cache-aside with leases, as memcached's at Facebook: a reader that misses takes a short lease
 //! (`SET NX`), reads SQL, and stores what it read only if its lease is still there (one Lua
 //! compare-and-set). A writer (`store::users`) deletes the entries before its SQL write (so that
-//! Redis being down refuses the write before anything changes) and again after it. A delete between a reader's
-//! lease and its store removes the lease, so a reader that read before a write can never put
-//! the old row back. Entries are sealed like everything else with a secret in it (phone numbers,
-//! openids) and live five minutes, which bounds the one staleness left: Redis failing between a
-//! write's commit and its second delete.
+//! Redis being down refuses the write before anything changes) and again after it. A delete
+//! between a reader's lease and its store removes the lease, so a reader that read before a
+//! write can never put the old row back. Entries are sealed like everything else with a secret
+//! in it (phone numbers, openids) and live five minutes, which bounds the one staleness left:
+//! Redis failing between a write's commit and its second delete.
 
 use std::future::Future;
 
@@ -17,6 +17,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::keys::{USER_CACHE, USER_CACHE_LEASE};
 use super::{kv::Kv, seal::Sealer, StoreError};
+
 /// The first byte of every entry: a lease, or a sealed value.
 const LEASE: u8 = 0;
 const VALUE: u8 = 1;

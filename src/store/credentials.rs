@@ -30,7 +30,8 @@ impl Users {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now();
         sqlx::query(
-            "INSERT INTO users (id, username, username_key, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO users (id, username, username_key, password_hash, created_at, \
+                updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
         )
         .bind(&id)
         .bind(username.as_str())
@@ -45,10 +46,13 @@ impl Users {
 
     /// The user and hash of a username (without regard to case).
     pub async fn password_of(&self, username: &Username) -> Result<Option<StoredPassword>> {
-        let row = sqlx::query("SELECT id, password_hash FROM users WHERE username_key = $1 AND password_hash IS NOT NULL")
-            .bind(username.folded())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, password_hash FROM users WHERE username_key = $1 AND \
+            password_hash IS NOT NULL",
+        )
+        .bind(username.folded())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| StoredPassword {
             user_id: r.get(0),
             password_hash: r.get(1),
@@ -74,8 +78,8 @@ impl Users {
         password_hash: &str,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE users SET username = $1, username_key = $2, password_hash = $3, updated_at = $4 \
-             WHERE id = $5 AND password_hash IS NULL",
+            "UPDATE users SET username = $1, username_key = $2, password_hash = $3, \
+             updated_at = $4 WHERE id = $5 AND password_hash IS NULL",
         )
         .bind(username.as_str())
         .bind(username.folded())

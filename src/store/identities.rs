@@ -14,7 +14,8 @@ impl Users {
     /// told us they are one person), the oldest identity wins, so the answer is stable.
     pub async fn find_user_by_unionid(&self, unionid: &str) -> Result<Option<String>> {
         let row = sqlx::query(
-            "SELECT user_id FROM identities WHERE unionid = $1 ORDER BY created_at, user_id LIMIT 1",
+            "SELECT user_id FROM identities WHERE unionid = $1 ORDER BY created_at, user_id LIMIT \
+                1",
         )
         .bind(unionid)
         .fetch_optional(&self.pool)

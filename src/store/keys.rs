@@ -4,15 +4,15 @@
 //! | key | holds | lives |
 //! |---|---|---|
 //! | `sess:` token digest | a session (sealed) | `WXLOGIN_SESSION_TTL`, sliding |
-//! | `isess:` appid `:` openid | sessions of an identity, as wxlogin before 0.2 listed them | emptied on unbinding |
-//! | `uc:u:` hash of user id | a cached user (sealed), or a reader's lease | `USER_CACHE`, `USER_CACHE_LEASE` |
+//! | `isess:` appid `:` openid | sessions of an identity (before 0.2) | until unbinding |
+//! | `uc:u:` hash of user id | a cached user (sealed), or a lease | `USER_CACHE(_LEASE)` |
 //! | `uc:i:` hash of appid, openid | the same, by identity | as above |
-//! | `login:` hash of appid, code | a login code's answer, for its retries (sealed) | `LOGIN_REPLAY` |
+//! | `login:` hash of appid, code | a code's answer, for retries (sealed) | `LOGIN_REPLAY` |
 //! | `bind:` hash of ticket | a login waiting for its account (sealed) | `BIND_TICKET` |
 //! | `oauth:` hash of state | a web sign-in at WeChat | `WEB_STATE` |
 //! | `ticket:` hash of ticket | a web sign-in's ticket | `WEB_TICKET` |
-//! | `webtok:` hash of appid, openid | WeChat's web tokens of an identity (sealed) | `WEB_TOKENS` |
-//! | `wxtoken:` appid | an app's access_token (sealed) | until WeChat's expiry, less a minute |
+//! | `webtok:` hash of appid, openid | WeChat's web tokens (sealed) | `WEB_TOKENS` |
+//! | `wxtoken:` appid | an app's access_token (sealed) | WeChat's expiry less a minute |
 //! | `wxtoken-lock:` appid | one node is fetching it | `ACCESS_TOKEN_LOCK` |
 //! | `rl:` IP | sign-in requests of an IP this minute | `RATE_WINDOW` |
 //! | `pwfail:` hash of username | wrong passwords | `LOCKOUT` |

@@ -464,7 +464,9 @@ mod properties {
 
     proptest! {
         #[test]
-        fn stored_bytes_of_any_shape_decode_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn stored_bytes_of_any_shape_decode_or_are_refused(
+            bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
             let _ = Session::decode(&bytes);
         }
 

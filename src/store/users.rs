@@ -171,8 +171,9 @@ impl Users {
     /// A user with its identities, in one query.
     async fn get_sql(&self, id: &str) -> Result<Option<User>> {
         let rows = sqlx::query(
-            "SELECT u.id, u.username, u.nickname, u.avatar_url, u.phone_number, u.pure_phone_number, u.country_code, \
-                    u.created_at, i.provider, i.appid, i.openid, i.unionid, i.binding \
+            "SELECT u.id, u.username, u.nickname, u.avatar_url, u.phone_number, \
+                    u.pure_phone_number, u.country_code, u.created_at, \
+                    i.provider, i.appid, i.openid, i.unionid, i.binding \
              FROM users u LEFT JOIN identities i ON i.user_id = u.id \
              WHERE u.id = $1 ORDER BY i.created_at, i.appid",
         )
@@ -260,7 +261,8 @@ impl Users {
         avatar_url: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE users SET nickname = COALESCE(nickname, $1), avatar_url = COALESCE(avatar_url, $2), updated_at = $3 WHERE id = $4",
+            "UPDATE users SET nickname = COALESCE(nickname, $1), avatar_url = \
+                COALESCE(avatar_url, $2), updated_at = $3 WHERE id = $4",
         )
         .bind(nickname)
         .bind(avatar_url)
@@ -278,7 +280,8 @@ impl Users {
 
     async fn set_phone_sql(&self, id: &str, phone: &Phone) -> Result<()> {
         sqlx::query(
-            "UPDATE users SET phone_number = $1, pure_phone_number = $2, country_code = $3, updated_at = $4 WHERE id = $5",
+            "UPDATE users SET phone_number = $1, pure_phone_number = $2, country_code = $3, \
+                updated_at = $4 WHERE id = $5",
         )
         .bind(&phone.phone_number)
         .bind(&phone.pure_phone_number)

@@ -88,15 +88,32 @@ pub fn signature_matches(raw_data: &str, session_key: &str, signature: &str) -> 
         .into()
 }
 
+/// WeChat's published WXBizDataCrypt sample (WECHAT.md §2): its session_key, iv and
+/// encryptedData, for tests and the API's examples.
+pub const SAMPLE_KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
+pub const SAMPLE_IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
+pub const SAMPLE_DATA: &str = "\
+    CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC\
+    +oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poO\
+    FtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8\
+    xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB\
+    6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJd\
+    NiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOy\
+    uxINew==";
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // WeChat's published WXBizDataCrypt sample (WECHAT.md §2).
-    pub const SAMPLE_KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
-    pub const SAMPLE_IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
-    pub const SAMPLE_DATA: &str = "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==";
-    pub const SAMPLE_PLAIN: &str = r#"{"openId":"oGZUI0egBJY1zhBYw2KhdUfwVJJE","nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"http://wx.qlogo.cn/mmopen/vi_32/aSKcBBPpibyKNicHNTMM0qJVh8Kjgiak2AHWr8MHM4WgMEm7GFhsf8OYrySdbvAMvTsw3mo8ibKicsnfN5pRjl1p8HQ/0","unionId":"ocMvos6NjeKLIBqg5Mr9QjxrP1FA","watermark":{"timestamp":1477314187,"appid":"wx4f4bc4dec97d474b"}}"#;
+    pub const SAMPLE_PLAIN: &str = concat!(
+        r#"{"openId":"oGZUI0egBJY1zhBYw2KhdUfwVJJE","nickName":"Band","gender":1,"#,
+        r#""language":"zh_CN","city":"Guangzhou","province":"Guangdong","#,
+        r#""country":"CN","#,
+        r#""avatarUrl":"http://wx.qlogo.cn/mmopen/vi_32/aSKcBBPpibyKNicHNTMM0qJVh"#,
+        r#"8Kjgiak2AHWr8MHM4WgMEm7GFhsf8OYrySdbvAMvTsw3mo8ibKicsnfN5pRjl1p8HQ/0","#,
+        r#""unionId":"ocMvos6NjeKLIBqg5Mr9QjxrP1FA","#,
+        r#""watermark":{"timestamp":1477314187,"appid":"wx4f4bc4dec97d474b"}}"#,
+    );
 
     #[test]
     fn decrypts_wechats_published_sample_exactly() {
@@ -109,7 +126,12 @@ mod tests {
 
     #[test]
     fn published_signature_vector() {
-        let raw = r#"{"nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","province":"Guangdong","country":"CN","avatarUrl":"http://wx.qlogo.cn/mmopen/vi_32/1vZvI39NWFQ9XM4LtQpFrQJ1xlgZxx3w7bQxKARol6503Iuswjjn6nIGBiaycAjAtpujxyzYsrztuuICqIM5ibXQ/0"}"#;
+        let raw = concat!(
+            r#"{"nickName":"Band","gender":1,"language":"zh_CN","city":"Guangzhou","#,
+            r#""province":"Guangdong","country":"CN","#,
+            r#""avatarUrl":"http://wx.qlogo.cn/mmopen/vi_32/1vZvI39NWFQ9XM4LtQpFrQJ"#,
+            r#"1xlgZxx3w7bQxKARol6503Iuswjjn6nIGBiaycAjAtpujxyzYsrztuuICqIM5ibXQ/0"}"#,
+        );
         assert!(signature_matches(
             raw,
             "HyVFkGl5F5OQWJZZaNzBBg==",
@@ -179,7 +201,11 @@ mod properties {
 
         /// Base64 of any length, valid or not, decrypts or fails cleanly.
         #[test]
-        fn decrypt_of_any_bytes_never_panics(key in any::<[u8; 16]>(), iv in any::<[u8; 16]>(), data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn decrypt_of_any_bytes_never_panics(
+            key in any::<[u8; 16]>(),
+            iv in any::<[u8; 16]>(),
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
             let _ = decrypt_raw(&key, &iv, data);
         }
 

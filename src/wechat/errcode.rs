@@ -48,7 +48,8 @@ impl From<WechatError> for Error {
                     source: Some(reason.into()),
                     ..Error::new(
                         Code::WechatUnavailable,
-                        "WeChat did not answer in time. Call wx.login for a new code and try again in a moment.",
+                        "WeChat did not answer in time. Call wx.login for a new code and try \
+                            again in a moment.",
                     )
                 };
             }
@@ -57,11 +58,31 @@ impl From<WechatError> for Error {
         let (code, message) = match answer.errcode {
             INVALID_CODE => (Code::WechatCodeInvalid, CODE_INVALID),
             CODE_BEEN_USED => (Code::WechatCodeInvalid, CODE_USED),
-            CODE_EXPIRED => (Code::WechatCodeInvalid, "WeChat says this code expired (42003): start the sign-in again for a new code."),
-            RATE_LIMIT => (Code::WechatRateLimited, "WeChat limits how often one user may sign in (45011). Wait a minute, then call wx.login again."),
-            CODE_BLOCKED => (Code::WechatUserBlocked, "WeChat refused this user as high-risk (40226). The user cannot sign in with WeChat now."),
-            SYSTEM_BUSY => (Code::WechatUnavailable, "WeChat is busy (-1). Call wx.login for a new code and try again in a moment."),
-            _ => (Code::WechatError, "WeChat refused the call; its errcode and errmsg are in `wechat`. Check the server's AppID and AppSecret."),
+            CODE_EXPIRED => (
+                Code::WechatCodeInvalid,
+                "WeChat says this code expired (42003): \
+                start the sign-in again for a new code.",
+            ),
+            RATE_LIMIT => (
+                Code::WechatRateLimited,
+                "WeChat limits how often one user may sign in \
+                (45011). Wait a minute, then call wx.login again.",
+            ),
+            CODE_BLOCKED => (
+                Code::WechatUserBlocked,
+                "WeChat refused this user as high-risk \
+                (40226). The user cannot sign in with WeChat now.",
+            ),
+            SYSTEM_BUSY => (
+                Code::WechatUnavailable,
+                "WeChat is busy (-1). Call wx.login for a \
+                new code and try again in a moment.",
+            ),
+            _ => (
+                Code::WechatError,
+                "WeChat refused the call; its errcode and errmsg are in \
+                `wechat`. Check the server's AppID and AppSecret.",
+            ),
         };
         Error::new(code, message).with_wechat(answer)
     }
