@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy, the unit and integration tests against a real
-# Redis and a real PostgreSQL (installed with apt-get where missing, started here on free ports,
-# stopped at exit) and SQLite, with WeChat played by the emulator; then the mini program demo's
-# tests and the web sign-in in headless Chromium (Debian's), both against `wxlogin demo`.
+# Runs every check and test: formatting, the layering of src/ (scripts/layering.sh), clippy, the
+# unit and integration tests against a real Redis and a real PostgreSQL (installed with apt-get
+# where missing, started here on free ports, stopped at exit) and SQLite, with WeChat played by
+# the emulator; then the mini program demo's tests and the web sign-in in headless Chromium
+# (Debian's), both against `wxlogin demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 
 cargo fmt --check
+scripts/layering.sh
 cargo clippy --all-targets -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast "$@"

@@ -129,6 +129,7 @@ impl App {
         let accounts = Accounts::new(
             config.apps.clone(),
             config.login.clone(),
+            config.tokens.clone(),
             web,
             stores,
             client,

@@ -35,10 +35,12 @@ pub enum Code {
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
+    /// Client authentication of `/oauth2/*` failed (RFC 6749 §5.2 `invalid_client`).
+    InvalidClient,
 }
 
 impl Code {
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 20] = [
         Code::InvalidRequest,
         Code::WechatCodeInvalid,
         Code::WechatRateLimited,
@@ -58,6 +60,7 @@ impl Code {
         Code::NotFound,
         Code::MethodNotAllowed,
         Code::PayloadTooLarge,
+        Code::InvalidClient,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +84,7 @@ impl Code {
             Code::NotFound => "not_found",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::PayloadTooLarge => "payload_too_large",
+            Code::InvalidClient => "invalid_client",
         }
     }
 
@@ -90,7 +94,10 @@ impl Code {
             | Code::DecryptFailed
             | Code::WatermarkMismatch
             | Code::SignatureMismatch => 400,
-            Code::WechatCodeInvalid | Code::Unauthenticated | Code::InvalidCredentials => 401,
+            Code::WechatCodeInvalid
+            | Code::Unauthenticated
+            | Code::InvalidCredentials
+            | Code::InvalidClient => 401,
             Code::WechatUserBlocked | Code::BindingRequired => 403,
             Code::NotFound => 404,
             Code::MethodNotAllowed => 405,
@@ -145,6 +152,7 @@ impl Code {
             Code::NotFound => "no such route",
             Code::MethodNotAllowed => "the route exists, not with this method",
             Code::PayloadTooLarge => "the request body is larger than the server accepts",
+            Code::InvalidClient => "the client's id or secret is missing or wrong",
         }
     }
 
@@ -181,6 +189,8 @@ pub struct Error {
     pub wechat: Option<WechatAnswer>,
     /// Seconds for `Retry-After` (429 answers).
     pub retry_after: Option<u64>,
+    /// The `WWW-Authenticate` challenge of a 401, where the route gives one (forward auth).
+    pub challenge: Option<&'static str>,
     /// Extra fields of the body (`bindTicket`).
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -193,6 +203,7 @@ impl Error {
             message: message.into(),
             wechat: None,
             retry_after: None,
+            challenge: None,
             extra: None,
             source: None,
         }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod domain;
 pub mod emulator;
 pub mod error;
+pub mod jose;
 pub mod store;
 pub mod telemetry;
 pub mod wechat;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 /// mimalloc: a request makes many small, short-lived allocations (futures, headers, Redis
-/// replies), which glibc's malloc serves at a measurable cost (`bench/run.sh`).
+/// replies), which it serves faster than glibc's malloc.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

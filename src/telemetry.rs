@@ -34,8 +34,8 @@ where
 
 /// A new request id: a v4 UUID without dashes.
 pub fn new_request_id() -> String {
-    // From the thread's CSPRNG, not one getrandom syscall per request as `new_v4` makes (2% of
-    // a `/healthz`): an id needs to be unique, not secret.
+    // From the thread's CSPRNG rather than a getrandom syscall per request (`new_v4`): an id
+    // needs to be unique, not secret.
     uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .simple()

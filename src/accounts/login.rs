@@ -77,18 +77,23 @@ impl Accounts {
                     is_new_user,
                 }) => {
                     let token = Token::parse(&token).ok_or_else(Error::unauthenticated)?;
-                    if self.inner.stores.sessions.get(&token).await?.is_none() {
+                    let Some(read) = self.inner.stores.sessions.get(&token.id()).await? else {
                         // Logged out since: the code is spent, as WeChat would say.
                         return Err(Error::from(WechatError::Api(crate::error::WechatAnswer {
                             errcode: errcode::CODE_BEEN_USED,
                             errmsg: "code been used".into(),
                         })));
-                    }
+                    };
+                    let user = self.user(&user_id).await?;
+                    let access_token = self
+                        .issue_access_token(&token.id(), &read.session, &user)
+                        .await?;
                     return Ok(SignedIn {
                         token,
                         expires_in: self.inner.stores.sessions.ttl().as_secs(),
                         is_new_user,
-                        user: self.user(&user_id).await?,
+                        user,
+                        access_token,
                     });
                 }
                 Some(Replay::Failed {

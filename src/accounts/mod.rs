@@ -8,30 +8,34 @@
 //! - `sessions`: starting, authenticating, refreshing and ending sessions; the profile;
 //! - `phone`: phone numbers and open data;
 //! - `web`: website QR login and Official Account pages;
-//! - `access_tokens`: each app's WeChat access_token.
+//! - `wechat_tokens`: each app's WeChat access_token.
 //!
 //! No HTTP here: `api` parses requests into `domain` types and calls these functions, which use
 //! `store` and `wechat` and return `crate::error::Error`.
 
-mod access_tokens;
+pub mod access_tokens;
 mod binding;
 mod identity;
 mod login;
+mod oauth;
 mod passwords;
 mod phone;
 mod sessions;
 mod web;
+mod wechat_tokens;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::{AppCredentials, Apps, Login, LoginPolicy};
+use crate::config::{AppCredentials, Apps, Login, LoginPolicy, Tokens};
 use crate::domain::{Token, User};
 use crate::error::{Code, Error, Result};
 use crate::store::Stores;
 use crate::wechat;
 
+pub use access_tokens::{AccessTokens, Issued, KeyState};
 pub use login::LoginInput;
+pub use oauth::{ClientAuth, Introspection};
 pub use phone::OpenData;
 pub use sessions::{Authenticated, Refreshed};
 
@@ -42,6 +46,8 @@ pub struct SignedIn {
     pub expires_in: u64,
     pub is_new_user: bool,
     pub user: User,
+    /// An access token of the session, for the business's own services.
+    pub access_token: Issued,
 }
 
 /// Where web sign-in sends browsers: the settings it needs besides the apps.
@@ -65,19 +71,22 @@ struct Inner {
     web: WebUrls,
     stores: Stores,
     wechat: wechat::Client,
-    access_tokens: access_tokens::AccessTokens,
+    wechat_tokens: wechat_tokens::WechatTokens,
+    access_tokens: AccessTokens,
 }
 
 impl Accounts {
     pub fn new(
         apps: Apps,
         login: Login,
+        tokens: Tokens,
         web: WebUrls,
         stores: Stores,
         wechat: wechat::Client,
     ) -> Self {
-        let access_tokens =
-            access_tokens::AccessTokens::new(stores.access_tokens.clone(), wechat.clone());
+        let wechat_tokens =
+            wechat_tokens::WechatTokens::new(stores.wechat_tokens.clone(), wechat.clone());
+        let access_tokens = AccessTokens::new(stores.signing_keys.clone(), tokens);
         Accounts {
             inner: Arc::new(Inner {
                 apps,
@@ -85,6 +94,7 @@ impl Accounts {
                 web,
                 stores,
                 wechat,
+                wechat_tokens,
                 access_tokens,
             }),
         }
@@ -131,6 +141,11 @@ impl Accounts {
                 "Several mini programs are configured: send `appid` with the code.",
             )),
         }
+    }
+
+    /// The access tokens: issuing, verifying, the keys.
+    pub fn access_tokens(&self) -> &AccessTokens {
+        &self.inner.access_tokens
     }
 
     fn policy(&self) -> LoginPolicy {

@@ -18,7 +18,7 @@ impl Accounts {
     pub async fn phone_by_code(&self, session: &Session, code: &WxCode) -> Result<Phone> {
         let (appid, openid) = wechat_part(session)?;
         let app = self.miniprogram(Some(appid))?;
-        let tokens = &self.inner.access_tokens;
+        let tokens = &self.inner.wechat_tokens;
         let mut access_token = tokens.get(app).await?;
         let mut refreshed = false;
         let info = loop {

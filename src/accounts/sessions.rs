@@ -1,8 +1,8 @@
 //! Sessions: starting one for a signed-in user, reading the one behind a bearer token,
 //! refreshing its session_key, ending it; and the profile of its user.
 
-use super::{Accounts, SignedIn};
-use crate::domain::{now, ProfileChange, Session, Token, User, WxCode};
+use super::{Accounts, Issued, SignedIn};
+use crate::domain::{now, ProfileChange, Session, SessionId, Token, User, WxCode};
 use crate::error::{Code, Error, Result};
 use crate::store::replays::DoneAnswer;
 
@@ -12,9 +12,25 @@ const PREVIOUS_KEY_GRACE: i64 = 300;
 /// The session behind a bearer token, and its user.
 #[derive(Debug)]
 pub struct Authenticated {
-    pub token: Token,
+    pub session_id: SessionId,
+    /// The session token, where the bearer was one (not an access token).
+    pub token: Option<Token>,
     pub session: Session,
     pub user: User,
+}
+
+impl Authenticated {
+    /// The session token, for the routes that answer or renew the session's own credential
+    /// (an access token, which the business's services hold too, must not lead to it).
+    pub fn session_token(&self) -> Result<Token> {
+        self.token.ok_or_else(|| {
+            Error::new(
+                Code::Unauthenticated,
+                "This route takes the session token that sign-in answered (`token`), not an \
+                 access token.",
+            )
+        })
+    }
 }
 
 /// A refreshed session: the same token, a new session_key on the server.
@@ -51,6 +67,9 @@ impl Accounts {
         let stores = &self.inner.stores;
         let answer = answer.map(|a| (&stores.replays, a));
         let token = stores.sessions.create(&session, answer).await?;
+        let access_token = self
+            .issue_access_token(&token.id(), &session, &user)
+            .await?;
         tracing::info!(
             user_id = %user.id,
             appid = session.appid.as_deref().unwrap_or("-"),
@@ -62,7 +81,25 @@ impl Accounts {
             expires_in: stores.sessions.ttl().as_secs(),
             is_new_user,
             user,
+            access_token,
         })
+    }
+
+    /// An access token of a session.
+    pub(super) async fn issue_access_token(
+        &self,
+        id: &SessionId,
+        session: &Session,
+        user: &User,
+    ) -> Result<Issued> {
+        self.inner.access_tokens.issue(id, session, user).await
+    }
+
+    /// `auth/token`: a fresh access token for the session of a session token.
+    pub async fn renew_access_token(&self, auth: &Authenticated) -> Result<Issued> {
+        auth.session_token()?;
+        self.issue_access_token(&auth.session_id, &auth.session, &auth.user)
+            .await
     }
 
     /// `start_session` for a user known by id.
@@ -81,12 +118,15 @@ impl Accounts {
     /// is good while its user has that identity with the binding the session was made with, so
     /// an unbinding ends every session of it, and binding the openid again does not bring them
     /// back.
-    pub async fn authenticate(&self, token: &str) -> Result<Authenticated> {
-        let token = Token::parse(token).ok_or_else(Error::unauthenticated)?;
+    pub async fn authenticate(&self, bearer: &str) -> Result<Authenticated> {
+        let (session_id, token) = match Token::parse(bearer) {
+            Some(token) => (token.id(), Some(token)),
+            None => (self.session_of_access_token(bearer).await?, None),
+        };
         let stores = &self.inner.stores;
         let read = stores
             .sessions
-            .get(&token)
+            .get(&session_id)
             .await?
             .ok_or_else(Error::unauthenticated)?;
         let session = read.session;
@@ -104,16 +144,33 @@ impl Accounts {
             }
         }
         Ok(Authenticated {
+            session_id,
             token,
             session,
             user,
         })
     }
 
+    /// The session an access token of ours names (whether it is live is the caller's to see).
+    async fn session_of_access_token(&self, bearer: &str) -> Result<SessionId> {
+        if !bearer.contains('.') || bearer.len() > 4096 {
+            return Err(Error::unauthenticated());
+        }
+        let claims = self
+            .inner
+            .access_tokens
+            .verify(bearer.trim(), false)
+            .await?;
+        claims
+            .and_then(|c| SessionId::parse(&c.sid))
+            .ok_or_else(Error::unauthenticated)
+    }
+
     /// Gives a session the new session_key of a fresh `wx.login` code; the old key is kept for
     /// decryption for five minutes. A code of another openid changes nothing.
     pub async fn refresh(&self, auth: Authenticated, code: &WxCode) -> Result<Refreshed> {
-        let Authenticated { token, session, .. } = auth;
+        let token = auth.session_token()?;
+        let session = auth.session;
         let (appid, openid) = wechat_part(&session)?;
         let app = self.miniprogram(Some(appid))?;
         let wx = self
@@ -141,16 +198,17 @@ impl Accounts {
             session_key: Some(wx.session_key),
             ..session.clone()
         };
-        stores.sessions.put(&token, &refreshed).await?;
+        stores.sessions.put(&auth.session_id, &refreshed).await?;
         Ok(Refreshed {
             token,
             expires_in: stores.sessions.ttl().as_secs(),
         })
     }
 
-    /// Ends a session.
-    pub async fn logout(&self, token: &Token) -> Result<()> {
-        self.inner.stores.sessions.delete(token).await?;
+    /// Ends a session, and with it every access token of it (for introspection and forward
+    /// auth; offline verifiers accept one until its `exp`).
+    pub async fn logout(&self, id: &SessionId) -> Result<()> {
+        self.inner.stores.sessions.delete(id).await?;
         Ok(())
     }
 

@@ -5,7 +5,8 @@ use poem_openapi::{payload::Json, ApiResponse, OpenApi};
 
 use super::errors::{error_set, Reply};
 use super::model::{
-    BindRequest, CodeRequest, CredentialsRequest, LoginRequest, RefreshBody, SessionBody,
+    AccessTokenBody, BindRequest, CodeRequest, CredentialsRequest, LoginRequest, RefreshBody,
+    SessionBody,
 };
 use super::{BearerAuth, Tag};
 use crate::accounts::{Accounts, LoginInput};
@@ -21,6 +22,7 @@ error_set!(RefreshErrors:
     WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited
 );
 error_set!(LogoutErrors: Unauthenticated, ServiceUnavailable, RateLimited);
+error_set!(TokenErrors: Unauthenticated, ServiceUnavailable, RateLimited);
 error_set!(BindErrors:
     InvalidRequest, InvalidCredentials, Unauthenticated, Conflict, AccountLocked,
     ServiceUnavailable, RateLimited
@@ -41,6 +43,13 @@ pub enum RefreshOk {
     /// The session now holds the new session_key; the token is unchanged.
     #[oai(status = 200)]
     Ok(Json<RefreshBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum TokenOk {
+    /// A fresh access token of the session.
+    #[oai(status = 200)]
+    Ok(Json<AccessTokenBody>),
 }
 
 #[derive(ApiResponse)]
@@ -103,8 +112,22 @@ impl AuthApi {
         accounts: Data<&Accounts>,
         auth: BearerAuth,
     ) -> Reply<LogoutOk, LogoutErrors> {
-        accounts.logout(&auth.0.token).await?;
+        accounts.logout(&auth.0.session_id).await?;
         Ok(LogoutOk::Done)
+    }
+
+    /// A fresh access token for the business's own services
+    ///
+    /// Takes the session token (`token` of sign-in), not an access token; answers a new access
+    /// token of the same session while the session lives.
+    #[oai(path = "/token", method = "post", operation_id = "accessToken")]
+    async fn token(
+        &self,
+        accounts: Data<&Accounts>,
+        auth: BearerAuth,
+    ) -> Reply<TokenOk, TokenErrors> {
+        let issued = accounts.renew_access_token(&auth.0).await?;
+        Ok(TokenOk::Ok(Json(issued.into())))
     }
 
     /// Bind a WeChat user to an account, after `binding_required`

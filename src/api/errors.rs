@@ -67,17 +67,46 @@ impl ErrorBody {
     }
 }
 
+/// The error body of OAuth's own routes (`/oauth2/*`, RFC 6749 §5.2), which OAuth clients
+/// parse instead of ours.
+#[derive(Object)]
+pub struct OauthErrorBody {
+    /// `invalid_request`, `invalid_client` or `temporarily_unavailable`.
+    pub error: String,
+    /// What happened and what to do about it.
+    pub error_description: String,
+}
+
+/// The OAuth `error` of a contract code.
+pub fn oauth_error(code: Code) -> &'static str {
+    match code {
+        Code::InvalidClient => "invalid_client",
+        Code::ServiceUnavailable => "temporarily_unavailable",
+        _ => "invalid_request",
+    }
+}
+
 /// The error codes a route can answer.
 pub trait ErrorSet: Send + Sync + 'static {
     const CODES: &'static [Code];
+    /// Whether the route answers errors with OAuth's body (`OauthErrorBody`).
+    const OAUTH: bool = false;
 }
 
-/// Declares an error set: `error_set!(Name: Code, Code, ...)`.
+/// Declares an error set: `error_set!(Name: Code, Code, ...)`; `error_set!(oauth Name: ...)`
+/// for a route of OAuth's own, whose errors have OAuth's body.
 macro_rules! error_set {
     ($name:ident: $($code:ident),+ $(,)?) => {
         pub struct $name;
         impl $crate::api::errors::ErrorSet for $name {
             const CODES: &'static [$crate::error::Code] = &[$($crate::error::Code::$code),+];
+        }
+    };
+    (oauth $name:ident: $($code:ident),+ $(,)?) => {
+        pub struct $name;
+        impl $crate::api::errors::ErrorSet for $name {
+            const CODES: &'static [$crate::error::Code] = &[$($crate::error::Code::$code),+];
+            const OAUTH: bool = true;
         }
     };
 }
@@ -135,6 +164,13 @@ impl<S: ErrorSet> ApiResponse for Failure<S> {
                     .collect::<Vec<_>>()
                     .join(". ");
                 let first = codes[0];
+                if S::OAUTH {
+                    let example = serde_json::json!({
+                        "error": oauth_error(first),
+                        "error_description": first.when(),
+                    });
+                    return response(status, description, OauthErrorBody::schema_ref(), example);
+                }
                 let mut example = serde_json::json!({
                     "code": first.as_str(),
                     "message": first.example_message(),
@@ -146,19 +182,7 @@ impl<S: ErrorSet> ApiResponse for Failure<S> {
                         "errmsg": "code been used, rid: 664ef1ea-61270f43-2b492c40",
                     });
                 }
-                let mut schema = MetaSchema::new("object");
-                schema.all_of = vec![ErrorBody::schema_ref()];
-                schema.example = Some(example);
-                MetaResponse {
-                    description: intern(description),
-                    status: Some(status),
-                    status_range: None,
-                    content: vec![MetaMediaType {
-                        content_type: "application/json; charset=utf-8",
-                        schema: MetaSchemaRef::Inline(Box::new(schema)),
-                    }],
-                    headers: vec![],
-                }
+                response(status, description, ErrorBody::schema_ref(), example)
             })
             .collect();
         MetaResponses { responses }
@@ -166,5 +190,28 @@ impl<S: ErrorSet> ApiResponse for Failure<S> {
 
     fn register(registry: &mut Registry) {
         ErrorBody::register(registry);
+        OauthErrorBody::register(registry);
+    }
+}
+
+/// An error answer of the document: a status, its codes, the body's schema and an example.
+fn response(
+    status: u16,
+    description: String,
+    body: MetaSchemaRef,
+    example: serde_json::Value,
+) -> MetaResponse {
+    let mut schema = MetaSchema::new("object");
+    schema.all_of = vec![body];
+    schema.example = Some(example);
+    MetaResponse {
+        description: intern(description),
+        status: Some(status),
+        status_range: None,
+        content: vec![MetaMediaType {
+            content_type: "application/json; charset=utf-8",
+            schema: MetaSchemaRef::Inline(Box::new(schema)),
+        }],
+        headers: vec![],
     }
 }

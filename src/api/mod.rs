@@ -9,6 +9,7 @@ mod me;
 mod model;
 mod oauth;
 mod ops;
+mod tokens;
 mod wechat;
 
 use std::net::IpAddr;
@@ -37,6 +38,8 @@ pub enum Tag {
     Me,
     /// WeChat open data.
     Wechat,
+    /// Tokens for the business's own services: JWKS, introspection, revocation, forward auth.
+    Tokens,
     /// Health, readiness and metrics.
     Ops,
 }
@@ -75,6 +78,7 @@ pub fn service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
         oauth::OauthApi,
         me::MeApi,
         wechat::WechatApi,
+        tokens::TokensApi,
         ops::OpsApi,
     );
     OpenApiService::new(apis, "wxlogin", env!("CARGO_PKG_VERSION")).description(
@@ -170,6 +174,7 @@ async fn edge_layer<E: Endpoint>(
     let method = req.method().clone();
     // The path only: query strings carry OAuth codes.
     let path = req.uri().path().to_string();
+    let oauth = path.starts_with("/oauth2/");
 
     let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
     let limited = match client_ip(peer, req.header("x-forwarded-for"), &edge.trusted_proxies) {
@@ -215,6 +220,7 @@ async fn edge_layer<E: Endpoint>(
             error_response(
                 &from_status(status, status.canonical_reason().unwrap_or("error")),
                 &request_id,
+                oauth,
             )
         }
         Ok(resp) => resp,
@@ -236,7 +242,7 @@ async fn edge_layer<E: Endpoint>(
                     "request failed"
                 );
             }
-            error_response(&error, &request_id)
+            error_response(&error, &request_id, oauth)
         }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -279,11 +285,24 @@ fn from_status(status: StatusCode, text: &str) -> Error {
     Error::new(code, message)
 }
 
-fn error_response(error: &Error, request_id: &str) -> Response {
-    let body = serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&ErrorBody::new(
-        error, request_id,
-    )))
-    .unwrap_or_default();
+/// The error body of OAuth's own routes (RFC 6749 §5.2), which OAuth clients parse.
+fn oauth_error_body(error: &Error) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "error": errors::oauth_error(error.code),
+        "error_description": error.message,
+    }))
+    .unwrap_or_default()
+}
+
+fn error_response(error: &Error, request_id: &str, oauth: bool) -> Response {
+    let body = if oauth {
+        oauth_error_body(error)
+    } else {
+        serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&ErrorBody::new(
+            error, request_id,
+        )))
+        .unwrap_or_default()
+    };
     let mut resp = Response::builder()
         .status(
             StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
@@ -293,6 +312,16 @@ fn error_response(error: &Error, request_id: &str) -> Response {
     if let Some(secs) = error.retry_after {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    let challenge = match error.code {
+        Code::InvalidClient => Some("Basic realm=\"wxlogin\""),
+        _ => error.challenge,
+    };
+    if let Some(challenge) = challenge {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
     }
     resp
 }

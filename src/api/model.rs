@@ -175,6 +175,45 @@ pub struct SessionBody {
     /// True when this login created the user.
     pub is_new_user: bool,
     pub user: UserBody,
+    /// A JWT (ES256, RFC 9068) for the business's own services: they verify it with the keys
+    /// at `/.well-known/jwks.json`. Renew it with `POST /api/v1/auth/token`.
+    pub access_token: String,
+    /// Seconds the access token lives.
+    pub access_token_expires_in: u64,
+}
+
+/// An example access token (its signature is not a real one).
+const ACCESS_TOKEN_EXAMPLE: &str =
+    "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6IjIwMjYtMTItMDIt\
+    YTFiMmMzZDQifQ.eyJpc3MiOiJodHRwczovL2xvZ2luLmV4YW1wbGUuY29tIiwic3ViIjoiOGQ3ZjJjMWUtM2I0YS00Yz\
+    VkLTllNmYtN2E4YjljMGQxZTJmIn0.c2lnbmF0dXJl";
+
+/// A fresh access token of the session.
+#[derive(Object)]
+#[oai(rename = "AccessToken", rename_all = "camelCase", example)]
+pub struct AccessTokenBody {
+    /// A JWT (ES256, RFC 9068) for the business's own services.
+    pub access_token: String,
+    /// Seconds it lives.
+    pub access_token_expires_in: u64,
+}
+
+impl Example for AccessTokenBody {
+    fn example() -> Self {
+        AccessTokenBody {
+            access_token: ACCESS_TOKEN_EXAMPLE.into(),
+            access_token_expires_in: 900,
+        }
+    }
+}
+
+impl From<crate::accounts::Issued> for AccessTokenBody {
+    fn from(i: crate::accounts::Issued) -> Self {
+        AccessTokenBody {
+            access_token: i.token,
+            access_token_expires_in: i.expires_in,
+        }
+    }
 }
 
 impl Example for SessionBody {
@@ -184,6 +223,8 @@ impl Example for SessionBody {
             expires_in: 604_800,
             is_new_user: true,
             user: UserBody::example(),
+            access_token: ACCESS_TOKEN_EXAMPLE.into(),
+            access_token_expires_in: 900,
         }
     }
 }
@@ -195,6 +236,8 @@ impl From<SignedIn> for SessionBody {
             expires_in: s.expires_in,
             is_new_user: s.is_new_user,
             user: s.user.into(),
+            access_token: s.access_token.token,
+            access_token_expires_in: s.access_token.expires_in,
         }
     }
 }

@@ -1,8 +1,9 @@
-//! The `wxlogin` command: `serve`, `emulator`, `demo`, `migrate`, `openapi`, keys, each
+//! The `wxlogin` command: `serve`, `emulator`, `demo`, `migrate`, `openapi`, `keys`, each
 //! subcommand in its own file. `main.rs` only calls `run`.
 
 mod demo;
 mod emulator;
+mod keys;
 mod serve;
 
 use std::ffi::OsString;
@@ -37,6 +38,8 @@ enum Command {
     Migrate(ServeArgs),
     /// Print the OpenAPI document the server serves.
     Openapi,
+    /// The keys that sign access tokens: `rotate [--now]`, `list`.
+    Keys(keys::KeysArgs),
 }
 
 /// Parses `argv` (clap exits on `--help` or a malformed flag), reading the settings file of
@@ -46,6 +49,7 @@ fn parse(argv: &[OsString]) -> Result<(Command, FileSettings), Failure> {
     let first = Cli::from_arg_matches(&Cli::command().get_matches_from(argv))?;
     let path = match &first.command {
         Command::Serve(args) | Command::Migrate(args) => args.config.clone(),
+        Command::Keys(keys) => keys.action.settings().config.clone(),
         _ => None,
     };
     let Some(path) = path else {
@@ -56,6 +60,11 @@ fn parse(argv: &[OsString]) -> Result<(Command, FileSettings), Failure> {
         .into_iter()
         .fold(Cli::command(), |cmd, name| {
             cmd.mut_subcommand(name, |sub| file.apply(sub))
+        })
+        .mut_subcommand("keys", |keys| {
+            ["rotate", "list"].into_iter().fold(keys, |cmd, name| {
+                cmd.mut_subcommand(name, |sub| file.apply(sub))
+            })
         });
     let cli = Cli::from_arg_matches(&command.get_matches_from(argv))?;
     Ok((cli.command, file))
@@ -73,5 +82,11 @@ pub async fn run(argv: Vec<OsString>) -> Result<(), Failure> {
         Command::Migrate(args) => serve::migrate(args.resolve(&file)?).await,
         Command::Emulator(args) => emulator::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Keys(keys) => match keys.action {
+            keys::KeysAction::Rotate { now, settings } => {
+                keys::rotate(settings.resolve(&file)?, now).await
+            }
+            keys::KeysAction::List { settings } => keys::list(settings.resolve(&file)?).await,
+        },
     }
 }

@@ -1,8 +1,8 @@
 //! The TOML file of `--config`: its keys are the flags' names with `_`, and they become the
 //! flags' defaults, so that a flag or an environment variable still beats them and clap parses
-//! every value the same way whatever its source. The apps of `[[miniprogram]]`, `[website]`
-//! and `[official_account]` tables, which no flag holds, are kept apart. An unknown key is
-//! refused, so that a typo is not ignored.
+//! every value the same way whatever its source. The `[[miniprogram]]`, `[website]`,
+//! `[official_account]` and `[[client]]` tables, which no flag holds, are kept apart. An unknown
+//! key is refused, so that a typo is not ignored.
 
 use std::path::Path;
 
@@ -19,25 +19,38 @@ pub struct FileApp {
     pub secret: String,
 }
 
-/// The file's app tables.
+/// A client of the file's `[[client]]` tables.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FileClient {
+    pub id: String,
+    pub secret: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    pub name: Option<String>,
+}
+
+/// The file's tables: apps and clients.
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct FileApps {
+pub struct FileTables {
     #[serde(default)]
     pub miniprogram: Vec<FileApp>,
     pub website: Option<FileApp>,
     pub official_account: Option<FileApp>,
+    #[serde(default)]
+    pub client: Vec<FileClient>,
 }
 
-/// What the settings file holds: flag values by name, and apps.
+/// What the settings file holds: flag values by name, and tables.
 #[derive(Default, Clone)]
 pub struct FileSettings {
     /// (flag id, values): one value, or several for a list.
     flags: Vec<(String, Vec<String>)>,
-    pub apps: FileApps,
+    pub tables: FileTables,
 }
 
-const APP_TABLES: [&str; 3] = ["miniprogram", "website", "official_account"];
+const TABLES: [&str; 4] = ["miniprogram", "website", "official_account", "client"];
 
 impl FileSettings {
     /// Reads and checks the file.
@@ -51,10 +64,10 @@ impl FileSettings {
         let table: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
         let known = ServeArgs::augment_args(Command::new("serve"));
         let mut settings = FileSettings::default();
-        let mut apps = toml::Table::new();
+        let mut tables = toml::Table::new();
         for (key, value) in table {
-            if APP_TABLES.contains(&key.as_str()) {
-                apps.insert(key, value);
+            if TABLES.contains(&key.as_str()) {
+                tables.insert(key, value);
                 continue;
             }
             let is_flag = key != "config" && known.get_arguments().any(|a| a.get_id() == &key);
@@ -68,7 +81,7 @@ impl FileSettings {
             .ok_or_else(|| format!("`{key}` must be a string, a number or a list of them"))?;
             settings.flags.push((key, values));
         }
-        settings.apps = apps
+        settings.tables = tables
             .try_into()
             .map_err(|e: toml::de::Error| e.message().to_string())?;
         Ok(settings)

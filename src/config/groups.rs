@@ -26,8 +26,8 @@ fn invalid(message: impl Into<String>) -> ConfigError {
 }
 
 /// `http://` and the listen address: the public URL where none is set.
-fn http_url(listen: SocketAddr) -> Url {
-    Url::parse(&format!("http://{listen}")).expect("a socket address is a URL host")
+fn http_url(listen: SocketAddr) -> String {
+    format!("http://{listen}")
 }
 
 /// The non-empty entries of a comma-separated list, trimmed.
@@ -46,7 +46,7 @@ pub struct ServerArgs {
     /// The URL at which browsers reach this server (for OAuth callbacks). Default: http:// and
     /// the listen address.
     #[arg(long, env = "WXLOGIN_PUBLIC_URL")]
-    pub public_url: Option<Url>,
+    pub public_url: Option<String>,
 
     /// Serving threads where Redis is set, each with its own connections to Redis, the database
     /// and WeChat, so that a request's work stays on one thread; 0 is one per core. Without
@@ -72,6 +72,8 @@ pub struct ServerArgs {
 pub struct Server {
     pub listen: SocketAddr,
     pub public_url: Url,
+    /// The public URL as it was given (the default issuer of access tokens).
+    pub public_url_as_given: String,
     /// Serving threads (0: one per core).
     pub threads: usize,
     pub max_body_bytes: usize,
@@ -95,8 +97,18 @@ impl ServerArgs {
                     })
             })
             .collect::<Result<_, _>>()?;
+        let given = self.public_url.unwrap_or_else(|| http_url(self.listen));
+        let public_url = Url::parse(&given)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "WXLOGIN_PUBLIC_URL: `{given}` is not an http(s) URL"
+                ))
+            })?;
         Ok(Server {
-            public_url: self.public_url.unwrap_or_else(|| http_url(self.listen)),
+            public_url,
+            public_url_as_given: given,
             listen: self.listen,
             threads: self.threads,
             max_body_bytes: self.max_body_bytes,
@@ -110,7 +122,8 @@ impl Server {
     pub fn embedded(listen: SocketAddr) -> Server {
         Server {
             listen,
-            public_url: http_url(listen),
+            public_url: Url::parse(&http_url(listen)).expect("a socket address is a URL host"),
+            public_url_as_given: http_url(listen),
             threads: 0,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trusted_proxies: Vec::new(),
@@ -365,7 +378,7 @@ impl AppsArgs {
             self.miniprogram_secret,
         )?;
         miniprograms.extend(flag);
-        for app in &file.apps.miniprogram {
+        for app in &file.tables.miniprogram {
             let app = from_file("MINIPROGRAM", Some(app))?.expect("both parts given");
             if !miniprograms.iter().any(|a| a.appid == app.appid) {
                 miniprograms.push(app);
@@ -373,7 +386,7 @@ impl AppsArgs {
         }
         let website = match app_pair("WEBSITE", self.website_appid, self.website_secret)? {
             Some(app) => Some(app),
-            None => from_file("WEBSITE", file.apps.website.as_ref())?,
+            None => from_file("WEBSITE", file.tables.website.as_ref())?,
         };
         let official_account = match app_pair(
             "OFFICIAL_ACCOUNT",
@@ -381,7 +394,7 @@ impl AppsArgs {
             self.official_account_secret,
         )? {
             Some(app) => Some(app),
-            None => from_file("OFFICIAL_ACCOUNT", file.apps.official_account.as_ref())?,
+            None => from_file("OFFICIAL_ACCOUNT", file.tables.official_account.as_ref())?,
         };
         Ok(Apps {
             miniprograms,

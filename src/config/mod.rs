@@ -11,6 +11,7 @@
 
 mod file;
 mod groups;
+mod tokens;
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
@@ -22,6 +23,7 @@ pub use file::FileSettings;
 pub use groups::{
     Apps, AppsArgs, Login, LoginArgs, Server, ServerArgs, Storage, StorageArgs, Wechat, WechatArgs,
 };
+pub use tokens::{Client, Tokens, TokensArgs};
 
 /// The flags of `wxlogin serve`, each also read from its environment variable.
 #[derive(Args, Clone)]
@@ -40,13 +42,17 @@ pub struct ServeArgs {
     pub apps: AppsArgs,
     #[command(flatten)]
     pub login: LoginArgs,
+    #[command(flatten)]
+    pub tokens: TokensArgs,
 }
 
 impl ServeArgs {
     /// Checks every group and resolves it; `file` adds the apps of its tables.
     pub fn resolve(self, file: &FileSettings) -> Result<Config, ConfigError> {
+        let server = self.server.resolve()?;
         Ok(Config {
-            server: self.server.resolve()?,
+            tokens: self.tokens.resolve(&server.public_url_as_given, file)?,
+            server,
             storage: self.storage.resolve()?,
             wechat: self.wechat.resolve()?,
             apps: self.apps.resolve(file)?,
@@ -64,6 +70,7 @@ pub struct Config {
     pub wechat: Wechat,
     pub apps: Apps,
     pub login: Login,
+    pub tokens: Tokens,
     /// Serve the web demo page at `/demo/` (set by `wxlogin demo`, not a setting).
     pub demo_page: bool,
 }
@@ -71,8 +78,10 @@ pub struct Config {
 impl Config {
     /// The settings for one node on embedded defaults (used by `demo` and tests).
     pub fn embedded(listen: SocketAddr) -> Config {
+        let server = Server::embedded(listen);
         Config {
-            server: Server::embedded(listen),
+            tokens: Tokens::embedded(&server.public_url_as_given),
+            server,
             storage: Storage::embedded(),
             wechat: Wechat::embedded(),
             apps: Apps::default(),

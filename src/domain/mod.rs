@@ -9,7 +9,7 @@ mod user;
 pub use input::{
     AppId, Credentials, HttpUrl, InvalidInput, Nickname, Password, Shaped, Username, WxCode,
 };
-pub use session::{Session, Token};
+pub use session::{Session, SessionId, Token};
 pub use user::{
     now, Created, Identity, Linked, Phone, ProfileChange, Provider, Unbound, User, WebProvider,
 };

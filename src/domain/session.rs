@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -31,10 +32,39 @@ impl Token {
         self.0.hyphenated().to_string()
     }
 
-    /// 128 bits of the token's SHA-256: as unguessable as the token, what the store keys by.
-    pub fn digest(&self) -> [u8; 16] {
+    /// The session's id: 128 bits of the token's SHA-256, as unguessable as the token but no
+    /// way to present it.
+    pub fn id(&self) -> SessionId {
         let digest = Sha256::digest(self.0.as_bytes());
-        digest[..16].try_into().expect("16 of 32 bytes")
+        SessionId(digest[..16].try_into().expect("16 of 32 bytes"))
+    }
+}
+
+/// The id of a session: what the store keys it by, and the `sid` of its access tokens. It
+/// names the session without being a credential for it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; 16]);
+
+impl SessionId {
+    /// Reads an id as `to_text` writes it.
+    pub fn parse(text: &str) -> Option<SessionId> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        Some(SessionId(bytes.try_into().ok()?))
+    }
+
+    /// base64url, 22 characters.
+    pub fn to_text(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.to_text())
     }
 }
 
@@ -144,6 +174,8 @@ mod tests {
         assert!(Token::parse("not-a-token").is_none());
         assert!(Token::parse("00000000-0000-1000-8000-000000000000").is_none());
         assert!(!format!("{t:?}").contains(&t.reveal()));
+        assert_eq!(SessionId::parse(&t.id().to_text()), Some(t.id()));
+        assert!(SessionId::parse("short").is_none());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A read-through cache of users in the key-value store, shared by every node, so that `/me` and
-//! a returning sign-in read no SQL (on PostgreSQL that round trip was most of their cost). A user
-//! is held under its id and under each of its identities, so a sign-in is one read.
+//! a returning sign-in read no SQL. A user is held under its id and under each of its
+//! identities, so a sign-in is one read.
 //!
 //! Cache-aside with leases, as memcached's at Facebook: a reader that misses takes a short lease
 //! (`SET NX`), reads SQL, and stores what it read only if its lease is still there (one Lua

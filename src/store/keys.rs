@@ -13,7 +13,7 @@
 //! | `ticket:` hash of ticket | a web sign-in's ticket | `WEB_TICKET` |
 //! | `webtok:` hash of appid, openid | WeChat's web tokens (sealed) | `WEB_TOKENS` |
 //! | `wxtoken:` appid | an app's access_token (sealed) | WeChat's expiry less a minute |
-//! | `wxtoken-lock:` appid | one node is fetching it | `ACCESS_TOKEN_LOCK` |
+//! | `wxtoken-lock:` appid | one node is fetching it | `WECHAT_TOKEN_LOCK` |
 //! | `rl:` IP | sign-in requests of an IP this minute | `RATE_WINDOW` |
 //! | `pwfail:` hash of username | wrong passwords | `LOCKOUT` |
 //! | `pwlock:` hash of username | the username is locked | `LOCKOUT` |
@@ -28,7 +28,7 @@ use std::time::Duration;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use sha2::{Digest, Sha256};
 
-use crate::domain::Token;
+use crate::domain::SessionId;
 
 /// How long a cached user lives.
 pub const USER_CACHE: Duration = Duration::from_secs(300);
@@ -45,7 +45,7 @@ pub const WEB_TICKET: Duration = Duration::from_secs(60);
 /// WeChat's refresh_token lives 30 days; the web tokens are kept as long.
 pub const WEB_TOKENS: Duration = Duration::from_secs(30 * 86_400);
 /// How long one node may hold the right to fetch an access_token.
-pub const ACCESS_TOKEN_LOCK: Duration = Duration::from_secs(10);
+pub const WECHAT_TOKEN_LOCK: Duration = Duration::from_secs(10);
 /// The window of the per-IP limit.
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// The window in which wrong passwords count, and how long a lock lasts.
@@ -70,9 +70,9 @@ fn short_key(prefix: &str, bytes: &[u8]) -> String {
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// A session, by its token.
-pub fn session(token: &Token) -> String {
-    short_key("sess:", &token.digest())
+/// A session, by its id (its token's digest).
+pub fn session(id: &SessionId) -> String {
+    short_key("sess:", id.as_bytes())
 }
 
 /// The index of an identity's sessions that wxlogin before 0.2 kept.
@@ -118,12 +118,12 @@ pub fn web_tokens(appid: &str, openid: &str) -> String {
 }
 
 /// An app's access_token.
-pub fn access_token(appid: &str) -> String {
+pub fn wechat_token(appid: &str) -> String {
     format!("wxtoken:{appid}")
 }
 
 /// The right to fetch an app's access_token.
-pub fn access_token_lock(appid: &str) -> String {
+pub fn wechat_token_lock(appid: &str) -> String {
     format!("wxtoken-lock:{appid}")
 }
 
@@ -164,10 +164,11 @@ mod tests {
             cached_user("u1"),
             format!("uc:u:{}", URL_SAFE_NO_PAD.encode(&h.finalize()[..16]))
         );
-        let t = Token::new();
+        let t = crate::domain::Token::new();
+        let digest = &Sha256::digest(t.reveal().parse::<uuid::Uuid>().unwrap().as_bytes())[..16];
         assert_eq!(
-            session(&t),
-            format!("sess:{}", URL_SAFE_NO_PAD.encode(t.digest()))
+            session(&t.id()),
+            format!("sess:{}", URL_SAFE_NO_PAD.encode(digest))
         );
         assert_eq!(rate("10.0.0.1".parse().unwrap()), "rl:10.0.0.1");
     }

@@ -2,9 +2,8 @@
 //! node), and users with their WeChat identities in SQL (SQLite or PostgreSQL). No HTTP here.
 //!
 //! Every Redis key is named in `keys`; the flows ask the typed stores below (`sessions`,
-//! `tickets`, `replays`, `limits`, `access_tokens`, `users`) and never the raw `kv`.
+//! `tickets`, `replays`, `limits`, `wechat_tokens`, `users`) and never the raw `kv`.
 
-pub mod access_tokens;
 pub mod cache;
 mod credentials;
 mod identities;
@@ -14,8 +13,10 @@ pub mod limits;
 pub mod replays;
 pub mod seal;
 pub mod sessions;
+pub mod signing_keys;
 pub mod tickets;
 pub mod users;
+pub mod wechat_tokens;
 
 use std::time::Duration;
 
@@ -66,7 +67,8 @@ pub struct Stores {
     pub tickets: tickets::Tickets,
     pub replays: replays::Replays,
     pub limits: limits::Limits,
-    pub access_tokens: access_tokens::AccessTokenCache,
+    pub signing_keys: signing_keys::SigningKeys,
+    pub wechat_tokens: wechat_tokens::WechatTokenCache,
     kv: kv::Kv,
 }
 
@@ -80,12 +82,13 @@ impl Stores {
         session_ttl: Duration,
     ) -> Stores {
         Stores {
+            signing_keys: signing_keys::SigningKeys::new(&users, sealer.clone()),
             users: users.with_cache(cache::Cache::new(kv.clone(), sealer.clone())),
             sessions: sessions::Sessions::new(kv.clone(), session_ttl, sealer.clone()),
             tickets: tickets::Tickets::new(kv.clone(), sealer.clone()),
             replays: replays::Replays::new(kv.clone(), sealer.clone()),
             limits: limits::Limits::new(kv.clone()),
-            access_tokens: access_tokens::AccessTokenCache::new(kv.clone(), sealer),
+            wechat_tokens: wechat_tokens::WechatTokenCache::new(kv.clone(), sealer),
             kv,
         }
     }

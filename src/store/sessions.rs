@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::replays::{DoneAnswer, Replay, Replays};
 use super::{keys, kv::Kv, seal::Sealer, StoreError};
-use crate::domain::{Session, Token};
+use crate::domain::{Session, SessionId, Token};
 
 /// The first byte of a stored session; a new layout takes a new number. Formats 1 (`V1`) and 2
 /// (`Compact` without `binding`) are still read, so that sessions outlive an upgrade.
@@ -210,17 +210,17 @@ impl Sessions {
         }
     }
 
-    fn user_of(&self, token: &Token) -> Option<String> {
+    fn user_of(&self, id: &SessionId) -> Option<String> {
         let users = self.users_of.lock().unwrap_or_else(|e| e.into_inner());
-        users.get(&token.digest()).cloned()
+        users.get(id.as_bytes()).cloned()
     }
 
-    fn remember(&self, token: &Token, session: &Session) {
+    fn remember(&self, id: &SessionId, session: &Session) {
         let mut users = self.users_of.lock().unwrap_or_else(|e| e.into_inner());
         if users.len() >= REMEMBERED {
             users.clear();
         }
-        users.insert(token.digest(), keys::cached_user(&session.user_id));
+        users.insert(*id.as_bytes(), keys::cached_user(&session.user_id));
     }
 
     pub fn ttl(&self) -> Duration {
@@ -235,7 +235,7 @@ impl Sessions {
         answer: Option<(&Replays, DoneAnswer)>,
     ) -> Result<Token, StoreError> {
         let token = Token::new();
-        let key = keys::session(&token);
+        let key = keys::session(&token.id());
         let sealed = self.sealer.seal(&key, &session.encode());
         let replay = answer.map(|(replays, done)| {
             let record = Replay::Done {
@@ -250,7 +250,7 @@ impl Sessions {
             entries.push((replay_key.as_str(), bytes.as_slice(), keys::LOGIN_REPLAY));
         }
         self.kv.set_many(&entries).await?;
-        self.remember(&token, session);
+        self.remember(&token.id(), session);
         Ok(token)
     }
 
@@ -266,8 +266,8 @@ impl Sessions {
     }
 
     /// Replaces what a token stands for, restarting its time to live.
-    pub async fn put(&self, token: &Token, session: &Session) -> Result<(), StoreError> {
-        let key = keys::session(token);
+    pub async fn put(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
+        let key = keys::session(id);
         self.kv
             .set(&key, &self.sealer.seal(&key, &session.encode()), self.ttl)
             .await
@@ -276,9 +276,9 @@ impl Sessions {
     /// The session of a token, restarting its time to live, with its user's cache entry where
     /// this process has read the token before (in the same round trip) and the cache holds the
     /// user; None when unknown or expired.
-    pub async fn get(&self, token: &Token) -> Result<Option<SessionRead>, StoreError> {
-        let key = keys::session(token);
-        let (bytes, user_entry) = match self.user_of(token) {
+    pub async fn get(&self, id: &SessionId) -> Result<Option<SessionRead>, StoreError> {
+        let key = keys::session(id);
+        let (bytes, user_entry) = match self.user_of(id) {
             Some(user_key) => self.kv.getex_with(&key, self.ttl, &user_key).await?,
             None => (self.kv.getex(&key, self.ttl).await?, None),
         };
@@ -295,7 +295,7 @@ impl Sessions {
             return Ok(None);
         };
         if user_entry.is_none() {
-            self.remember(token, &session);
+            self.remember(id, &session);
         }
         Ok(Some(SessionRead {
             session,
@@ -304,8 +304,8 @@ impl Sessions {
     }
 
     /// Ends a session; true when it existed.
-    pub async fn delete(&self, token: &Token) -> Result<bool, StoreError> {
-        self.kv.del(&keys::session(token)).await
+    pub async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.kv.del(&keys::session(id)).await
     }
 }
 
@@ -429,7 +429,7 @@ mod store_tests {
             let SessionRead {
                 session: read,
                 user_entry: entry,
-            } = here.get(&token).await.unwrap().expect("stored");
+            } = here.get(&token.id()).await.unwrap().expect("stored");
             assert_eq!(read.user_id, "u1");
             assert_eq!(
                 entry.as_deref(),
@@ -440,19 +440,24 @@ mod store_tests {
             let SessionRead {
                 session: read,
                 user_entry: entry,
-            } = elsewhere.get(&token).await.unwrap().expect("shared");
+            } = elsewhere.get(&token.id()).await.unwrap().expect("shared");
             assert_eq!(read.session_key, session.session_key);
             assert!(entry.is_none());
-            let entry = elsewhere.get(&token).await.unwrap().unwrap().user_entry;
+            let entry = elsewhere
+                .get(&token.id())
+                .await
+                .unwrap()
+                .unwrap()
+                .user_entry;
             assert_eq!(entry.as_deref(), Some(&b"entry"[..]));
 
             // Bytes that do not open are no session, remembered token or not.
-            let key = keys::session(&token);
+            let key = keys::session(&token.id());
             kv.set(&key, b"garbage that opens under no key", ttl)
                 .await
                 .unwrap();
-            assert!(here.get(&token).await.unwrap().is_none());
-            assert!(here.get(&Token::new()).await.unwrap().is_none());
+            assert!(here.get(&token.id()).await.unwrap().is_none());
+            assert!(here.get(&Token::new().id()).await.unwrap().is_none());
         }
     }
 }

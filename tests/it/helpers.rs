@@ -14,6 +14,8 @@ use wxlogin::{app, config, emulator};
 
 pub const APPID: &str = "wx1234567890abcdef";
 pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
+/// The issuer of access tokens in tests.
+pub const ISSUER: &str = "https://login.example.com";
 /// The appid of WeChat's published open data sample.
 pub const SAMPLE_APPID: &str = "wx4f4bc4dec97d474b";
 pub const SAMPLE_KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
@@ -98,6 +100,9 @@ pub async fn spawn_with(db: Db, kv: Kv, tweak: impl FnOnce(&mut config::Config))
     let emu_url = format!("http://127.0.0.1:{emu_port}");
 
     let mut config = config::Config::embedded("127.0.0.1:0".parse().unwrap());
+    // Every node of a deployment has one issuer: the URL the load balancer answers at.
+    config.tokens.issuer = ISSUER.into();
+    config.tokens.audience = ISSUER.into();
     config.storage.database_url = SecretString::from(match db {
         Db::Postgres => postgres_database().await,
         Db::Sqlite => {

@@ -13,4 +13,5 @@ mod nodes;
 mod ops;
 mod outage;
 mod shutdown;
+mod tokens;
 mod web;

@@ -1,0 +1,133 @@
+//! What the business's services ask of a token (RFC 7662 introspection), how they end one (RFC
+//! 7009 revocation), and the client authentication both need. A session token and every access
+//! token of its session stand or fall together: ending the session ends them all, on every
+//! node, for introspection and forward auth.
+
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use super::access_tokens::{client_id, WechatIds};
+use super::Accounts;
+use crate::domain::{SessionId, Token};
+use crate::error::{Code, Error, Result};
+
+/// The credentials a client presented: HTTP Basic, or `client_id` and `client_secret` in the
+/// form.
+pub struct ClientAuth {
+    pub id: String,
+    pub secret: SecretString,
+}
+
+/// What introspection tells of an active token.
+#[derive(Debug, serde::Serialize)]
+pub struct Introspection {
+    pub sub: String,
+    pub client_id: String,
+    pub aud: String,
+    pub iss: String,
+    pub exp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    pub sid: String,
+    pub token_type: &'static str,
+    #[serde(flatten)]
+    pub wechat: WechatIds,
+}
+
+impl Accounts {
+    /// Checks a client's credentials against the configured clients, in constant time; the
+    /// same answer for an unknown client and a wrong secret.
+    pub fn check_client(&self, auth: Option<&ClientAuth>) -> Result<()> {
+        let refuse = || {
+            Error::new(
+                Code::InvalidClient,
+                "Client authentication failed: send a configured client's id and secret \
+                 (WXLOGIN_CLIENTS) with HTTP Basic or as client_id and client_secret.",
+            )
+        };
+        let auth = auth.ok_or_else(refuse)?;
+        let presented = auth.secret.expose_secret().as_bytes();
+        let mut ok = false;
+        for client in &self.inner.access_tokens.settings().clients {
+            let id = client.id.as_bytes().ct_eq(auth.id.as_bytes());
+            let secret = client.secret.expose_secret().as_bytes().ct_eq(presented);
+            ok |= bool::from(id & secret);
+        }
+        if ok {
+            Ok(())
+        } else {
+            Err(refuse())
+        }
+    }
+
+    /// The session of a bearer token where it is live; None where it is not; an error where
+    /// the store does not answer.
+    pub async fn live(&self, bearer: &str) -> Result<Option<super::Authenticated>> {
+        match self.authenticate(bearer).await {
+            Ok(auth) => Ok(Some(auth)),
+            Err(e) if e.code == Code::Unauthenticated => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What a token stands for, where it is a live session's token or a live session's access
+    /// token that has not expired; None for anything else.
+    pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>> {
+        let settings = self.inner.access_tokens.settings();
+        if Token::parse(token).is_some() {
+            let Some(auth) = self.live(token).await? else {
+                return Ok(None);
+            };
+            let ttl = self.inner.stores.sessions.ttl().as_secs() as i64;
+            return Ok(Some(Introspection {
+                sub: auth.user.id.clone(),
+                client_id: client_id(&auth.session),
+                aud: settings.audience.clone(),
+                iss: settings.issuer.clone(),
+                exp: crate::domain::now() + ttl,
+                iat: None,
+                sid: auth.session_id.to_text(),
+                token_type: "Bearer",
+                wechat: WechatIds::of(&auth.session, &auth.user),
+            }));
+        }
+        let Some(claims) = self.inner.access_tokens.verify(token, false).await? else {
+            return Ok(None);
+        };
+        // The session must still be live.
+        if self.live(token).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Introspection {
+            sub: claims.sub,
+            client_id: claims.client_id,
+            aud: claims.aud,
+            iss: claims.iss,
+            exp: claims.exp,
+            iat: Some(claims.iat),
+            sid: claims.sid,
+            token_type: "Bearer",
+            wechat: claims.wechat,
+        }))
+    }
+
+    /// Ends the session of a session token or of one of its access tokens (an expired one
+    /// included); anything else is ignored, as RFC 7009 §2.2 asks.
+    pub async fn revoke(&self, token: &str) -> Result<()> {
+        let id = match Token::parse(token) {
+            Some(t) => Some(t.id()),
+            None => self
+                .inner
+                .access_tokens
+                .verify(token, true)
+                .await?
+                .and_then(|c| SessionId::parse(&c.sid)),
+        };
+        if let Some(id) = id {
+            if self.inner.stores.sessions.delete(&id).await? {
+                tracing::info!("session revoked");
+            }
+        }
+        Ok(())
+    }
+}
