@@ -1,5 +1,6 @@
--- wrk script: the same request every time. Arguments: <method> <body-file or ->. With
--- WRK_EXPECTED=1 in the environment, error statuses are the answer measured, not errors.
+-- wrk script: the same request every time. Arguments: <method> <body-file or -> [content-type,
+-- JSON where left out]. With WRK_EXPECTED=1 in the environment, error statuses are the answer
+-- measured, not errors.
 
 function init(args)
   wrk.method = args[1]
@@ -7,7 +8,7 @@ function init(args)
     local f = assert(io.open(args[2], "r"))
     wrk.body = f:read("*a")
     f:close()
-    wrk.headers["content-type"] = "application/json"
+    wrk.headers["content-type"] = args[3] or "application/json"
   end
 end
 

@@ -99,8 +99,8 @@ run_wrk() { # url header script script-args...
 per = lambda ticks: ticks / $(getconf CLK_TCK) * 1e6 / max($requests, 1)
 print(f'{$requests/($micros/1e6):.0f} {$p50/1000:.2f} {$p99/1000:.2f} $errors {per($after-$before):.1f} {per($redis_after-$redis_before):.1f}')"
 }
-fixed() { # url method body-file|- [header] [expected: error statuses are the answer]
-  WRK_EXPECTED=$([ "${5:-}" = expected ] && echo 1 || echo 0) run_wrk "$1" "${4:-}" bench/fixed.lua "$2" "$3"
+fixed() { # url method body-file|- [header] [expected: error statuses are the answer] [content-type]
+  WRK_EXPECTED=$([ "${5:-}" = expected ] && echo 1 || echo 0) run_wrk "$1" "${4:-}" bench/fixed.lua "$2" "$3" ${6:+"$6"}
 }
 fresh() { # url codes-file method template [header]
   run_wrk "$1" "${5:-}" bench/fresh.lua "$2" "$THREADS" "$3" "$4"
@@ -120,6 +120,7 @@ wechat_api_base = "$EMU"
 # The load comes from one IP: the per-IP sign-in limit would measure itself.
 rate_limit_per_minute = 0
 sealing_keys = "1:$(head -c 32 /dev/urandom | base64)"
+clients = "bench:bench-secret-0123456789"
 
 [[miniprogram]]
 appid = "$APPID"
@@ -181,7 +182,11 @@ run_pass() { # title database-url
   # A signed-in user for /me, and one whose session_key is WeChat's published sample's.
   local code token sample_token
   code=$(emu_post /login "{\"appid\":\"$APPID\",\"user\":\"bench-me0\"}" | json '["code"]')
-  token=$(curl -sf -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' -d "{\"code\":\"$code\",\"appid\":\"$APPID\"}" | json '["token"]')
+  local signed_in access
+  signed_in=$(curl -sf -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' -d "{\"code\":\"$code\",\"appid\":\"$APPID\"}")
+  token=$(json '["token"]' <<<"$signed_in")
+  access=$(json '["accessToken"]' <<<"$signed_in")
+  printf 'token=%s' "$access" >"$WORK/introspect.form"
   code=$(emu_post /login "{\"appid\":\"$SAMPLE_APPID\",\"user\":\"band\",\"sessionKey\":\"$SAMPLE_KEY\"}" | json '["code"]')
   sample_token=$(curl -sf -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' -d "{\"code\":\"$code\",\"appid\":\"$SAMPLE_APPID\"}" | json '["token"]')
   python3 - "$WORK/decrypt.json" <<'PY'
@@ -204,6 +209,12 @@ PY
   row "GET /api/v1/me" fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $token"
   # One Redis round trip and a 401, nothing else: what a round trip costs, next to /me's two.
   row "GET /api/v1/me (unknown token: 401)" fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $(python3 -c 'import uuid; print(uuid.uuid4())')" expected
+  row "GET /api/v1/me (access token)" fixed "$SERVER/api/v1/me" GET - "Authorization: Bearer $access"
+  row "GET /api/v1/authz (forward auth)" fixed "$SERVER/api/v1/authz" GET - "Authorization: Bearer $token"
+  row "GET /api/v1/authz (access token)" fixed "$SERVER/api/v1/authz" GET - "Authorization: Bearer $access"
+  row "POST /oauth2/introspect (access token)" fixed "$SERVER/oauth2/introspect" POST "$WORK/introspect.form" \
+    "Authorization: Basic $(printf 'bench:bench-secret-0123456789' | base64)" "" application/x-www-form-urlencoded
+  row "POST /api/v1/auth/token" fixed "$SERVER/api/v1/auth/token" POST - "Authorization: Bearer $token"
   row "POST /api/v1/wechat/decrypt (sample)" fixed "$SERVER/api/v1/wechat/decrypt" POST "$WORK/decrypt.json" "Authorization: Bearer $sample_token"
   row "POST /api/v1/auth/login (returning)" fresh "$SERVER/api/v1/auth/login" "$WORK/returning.codes" POST "$login"
   row "POST /api/v1/auth/login (new user)" fresh "$SERVER/api/v1/auth/login" "$WORK/new.codes" POST "$login"

@@ -4,6 +4,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use secrecy::SecretString;
 use wxlogin::domain::{Identity, Provider, Session, Token, User};
+use wxlogin::jose;
 use wxlogin::store::cache::Cache;
 use wxlogin::store::keys::cached_user as cache_key;
 use wxlogin::store::kv::Kv;
@@ -82,6 +83,25 @@ fn hot_path(c: &mut Criterion) {
     println!("a user's cache entry is {} bytes", entry.len());
     c.bench_function("user from its cache entry", |b| {
         b.iter(|| cache.open::<User>(&key, black_box(&entry)).unwrap())
+    });
+
+    // An access token: what a login adds (signing) and what a verifier pays (ES256 verify, the
+    // p256 crate's own cost plus the JWS framing).
+    let pair = jose::KeyPair::generate("bench".into());
+    let claims = serde_json::json!({
+        "iss": "https://login.example.com", "sub": "8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f",
+        "aud": "https://login.example.com", "exp": 1_900_000_000, "iat": 1_899_999_100,
+        "jti": "0f8e7d6c5b4a39281706f5e4d3c2b1a0", "client_id": "wx4f4bc4dec97d474b",
+        "sid": "q1w2e3r4t5y6u7i8o9p0aa", "openid": "oGZUI0egBJY1zhBYw2KhdUfwVJJE",
+        "appid": "wx4f4bc4dec97d474b", "unionid": "ocMvos6NjeKLIBqg5Mr9QjxrP1FA",
+    });
+    c.bench_function("access token sign (ES256)", |b| {
+        b.iter(|| pair.sign("at+jwt", black_box(&claims)))
+    });
+    let token = pair.sign("at+jwt", &claims);
+    let keys = [pair.public()];
+    c.bench_function("access token verify (ES256)", |b| {
+        b.iter(|| jose::verify::<serde_json::Value>(black_box(&token), "at+jwt", &keys).unwrap())
     });
 }
 

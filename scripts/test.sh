@@ -3,7 +3,8 @@
 # unit and integration tests against a real Redis and a real PostgreSQL (installed with apt-get
 # where missing, started here on free ports, stopped at exit) and SQLite, with WeChat played by
 # the emulator; then the mini program demo's tests and the web sign-in in headless Chromium
-# (Debian's), both against `wxlogin demo`.
+# (Debian's), schemathesis, and third parties (PyJWT, npm jose, Debian's nginx and caddy), all
+# against `wxlogin demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -19,6 +20,8 @@ fi
 
 command -v node >/dev/null || apt_install nodejs npm
 command -v chromium >/dev/null || apt_install chromium
+command -v nginx >/dev/null || apt_install nginx
+command -v caddy >/dev/null || apt_install caddy
 cargo build --bin wxlogin
 export WXLOGIN_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/wxlogin"
 
@@ -31,3 +34,6 @@ node --test tests/browser/*.test.js
 
 # Schemathesis (PyPI) against the served OpenAPI document: no 5xx, no answer outside it.
 tests/schemathesis.sh
+
+# Third parties: PyJWT and npm jose verify access tokens; nginx and caddy use forward auth.
+tests/thirdparty/run.sh

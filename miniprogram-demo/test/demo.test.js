@@ -4,7 +4,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startDemo, Phone, post, APPID, DEMO } = require('./harness.js');
+const { startDemo, startBusinessApi, Phone, post, APPID, DEMO } = require('./harness.js');
 
 test('every page of app.json exists with its four files, and every .js parses', () => {
   const app = JSON.parse(fs.readFileSync(path.join(DEMO, 'app.json'), 'utf8'));
@@ -161,4 +161,34 @@ test('require_binding: the app shows the binding page and binds with username an
   phone.storage.clear();
   const session = await phone.launch().ready;
   assert.equal(session.user.id, account.body.id);
+});
+
+test('the business API: wxlogin.request sends an access token it verifies, renewed after a 401', async (t) => {
+  const demo = await startDemo();
+  t.after(() => demo.stop());
+  const api = await startBusinessApi(demo, { refuse: 1 });
+  t.after(() => api.close());
+  demo.api = api.url;
+
+  const phone = new Phone(demo, 'mp-orders');
+  const session = await phone.launch().ready;
+  const page = phone.open('orders');
+  await page.onShow();
+  assert.equal(page.data.error, '');
+  assert.equal(page.data.owner, session.user.id, 'the API knew the caller from the token alone');
+  assert.deepEqual(page.data.orders, [{ id: 1, item: 'oolong tea' }]);
+
+  // The first token was refused once: the client got a fresh one and sent the request again.
+  assert.equal(api.seen.length, 2);
+  assert.equal(api.seen[0], session.accessToken);
+  assert.notEqual(api.seen[1], api.seen[0]);
+  assert.notEqual(api.seen[1], phone.token(), 'an access token, never the session token');
+  assert.ok(phone.requests.includes('POST /api/v1/auth/token'), phone.requests.join('\n'));
+  assert.deepEqual([...phone.storage.keys()], ['wxlogin.token'], 'access tokens stay in memory');
+
+  // A current token is reused, not renewed per request.
+  phone.requests.length = 0;
+  await page.onShow();
+  assert.equal(api.seen[2], api.seen[1]);
+  assert.ok(!phone.requests.includes('POST /api/v1/auth/token'), phone.requests.join('\n'));
 });

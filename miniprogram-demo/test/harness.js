@@ -3,7 +3,9 @@
 // `wxlogin demo` and wx.login gets a real code from its emulated WeChat.
 
 const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -51,6 +53,45 @@ async function post(url, body, token) {
   const r = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+/**
+ * The business's own API in the tests: `GET /orders` answers the caller's orders, the caller
+ * known from an access token it verifies offline with Node's own crypto (ES256 against the JWK
+ * Set wxlogin publishes; issuer, audience and expiry checked). `refuse` answers 401 to that many
+ * requests first, as an API would to a token it no longer accepts.
+ */
+async function startBusinessApi(demo, { refuse = 0 } = {}) {
+  const jwks = await (await fetch(demo.server + '/.well-known/jwks.json')).json();
+  const { issuer } = await (await fetch(demo.server + '/.well-known/openid-configuration')).json();
+  const verify = (token) => {
+    const [h, p, s] = token.split('.');
+    if (!s) return null;
+    const header = JSON.parse(Buffer.from(h, 'base64url'));
+    const jwk = jwks.keys.find((k) => k.kid === header.kid);
+    if (header.alg !== 'ES256' || header.typ !== 'at+jwt' || !jwk) return null;
+    const key = crypto.createPublicKey({ key: jwk, format: 'jwk' });
+    const signed = Buffer.from(`${h}.${p}`);
+    if (!crypto.verify('sha256', signed, { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url'))) return null;
+    const claims = JSON.parse(Buffer.from(p, 'base64url'));
+    const fresh = claims.exp * 1000 > Date.now();
+    return claims.iss === issuer && claims.aud === issuer && fresh ? claims : null;
+  };
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    const token = (req.headers.authorization || '').replace(/^Bearer /, '');
+    seen.push(token);
+    const claims = verify(token);
+    if (!claims || refuse-- > 0) {
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ user: claims.sub, orders: [{ id: 1, item: 'oolong tea' }] }));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, seen, close: () => server.close() };
 }
 
 /** A phone with WeChat on it, signed in to WeChat as test user `user`. */
@@ -112,7 +153,9 @@ class Phone {
       if (k.startsWith(DEMO) && !k.startsWith(__dirname)) delete require.cache[k];
     }
     global.wx = this.wx();
-    require(path.join(DEMO, 'config.js')).baseUrl = this.demo.server;
+    const config = require(path.join(DEMO, 'config.js'));
+    config.baseUrl = this.demo.server;
+    if (this.demo.api) config.apiBaseUrl = this.demo.api;
     let def;
     global.App = (d) => (def = d);
     require(path.join(DEMO, 'app.js'));
@@ -141,4 +184,4 @@ class Phone {
   }
 }
 
-module.exports = { startDemo, Phone, post, APPID, DEMO };
+module.exports = { startDemo, startBusinessApi, Phone, post, APPID, DEMO };

@@ -4,12 +4,22 @@
 //   The WeChat session_key stays on the server; the token is all the client holds.
 // - ensureSession(): reuses the stored token; where wx.checkSession fails, sends a fresh code to
 //   /api/v1/auth/refresh so that the server's session_key matches the phone's again.
-// - call(): an authenticated wx.request; after a 401 it signs in silently and retries once.
+// - call(): an authenticated wx.request to wxlogin; after a 401 it signs in silently and retries
+//   once.
+// - request(): a wx.request to the business's own API (config.apiBaseUrl) with a current access
+//   token (a JWT its servers verify offline, or through their proxy's forward auth): renewed
+//   with /api/v1/auth/token a minute before it expires, and once more after a 401. Access tokens
+//   live in memory only; the session token is the one thing kept in storage.
 // - messageFor(): the server's error codes in words a person understands.
 
 const config = require('../config.js');
 
 const TOKEN_KEY = 'wxlogin.token';
+/** Renew an access token this many milliseconds before it expires. */
+const RENEW_BEFORE_MS = 60 * 1000;
+
+/** The current access token and when it expires (ms since the epoch); in memory only. */
+let access = null;
 
 class WxLoginError extends Error {
   constructor(status, body) {
@@ -21,12 +31,12 @@ class WxLoginError extends Error {
   }
 }
 
-function request(path, { method = 'GET', data, token } = {}) {
+function send(url, { method = 'GET', data, token } = {}) {
   return new Promise((resolve, reject) => {
     const header = { 'content-type': 'application/json' };
     if (token) header.Authorization = 'Bearer ' + token;
     wx.request({
-      url: config.baseUrl + path,
+      url,
       method,
       data,
       header,
@@ -58,8 +68,21 @@ function token() {
   return wx.getStorageSync(TOKEN_KEY) || null;
 }
 
+/** A call to wxlogin itself. */
+function server(path, options) {
+  return send(config.baseUrl + path, options);
+}
+
+function keepAccess(answer) {
+  if (answer && answer.accessToken) {
+    access = { token: answer.accessToken, expiresAt: Date.now() + answer.accessTokenExpiresIn * 1000 };
+  }
+  return answer;
+}
+
 function keep(session) {
   wx.setStorageSync(TOKEN_KEY, session.token);
+  keepAccess(session);
   return session;
 }
 
@@ -72,18 +95,18 @@ async function login(credentials) {
     data.username = credentials.username;
     data.password = credentials.password;
   }
-  return keep(await request('/api/v1/auth/login', { method: 'POST', data }));
+  return keep(await server('/api/v1/auth/login', { method: 'POST', data }));
 }
 
 /** Finishes a login that answered binding_required, with the account's username and password. */
 async function bind(bindTicket, username, password) {
-  return keep(await request('/api/v1/auth/bind', { method: 'POST', data: { bindTicket, username, password } }));
+  return keep(await server('/api/v1/auth/bind', { method: 'POST', data: { bindTicket, username, password } }));
 }
 
 /** Gives the server the phone's current session_key (after wx.checkSession failed). */
 async function refresh() {
   const code = await wxLogin();
-  await request('/api/v1/auth/refresh', { method: 'POST', data: { code }, token: token() });
+  await server('/api/v1/auth/refresh', { method: 'POST', data: { code }, token: token() });
 }
 
 /**
@@ -109,12 +132,39 @@ async function ensureSession() {
 async function call(path, options = {}) {
   if (!token()) await login();
   try {
-    return await request(path, Object.assign({}, options, { token: token() }));
+    return await server(path, Object.assign({}, options, { token: token() }));
   } catch (err) {
     if (err.status !== 401) throw err;
     wx.removeStorageSync(TOKEN_KEY);
     await login();
-    return request(path, Object.assign({}, options, { token: token() }));
+    return server(path, Object.assign({}, options, { token: token() }));
+  }
+}
+
+/**
+ * A current access token: the one in memory while it has more than a minute left, else a new
+ * one from /api/v1/auth/token (signing in again where the session has ended).
+ */
+async function accessToken() {
+  if (access && access.expiresAt - Date.now() > RENEW_BEFORE_MS) return access.token;
+  access = null;
+  if (!token()) await login();
+  if (!access) keepAccess(await call('/api/v1/auth/token', { method: 'POST', data: {} }));
+  return access.token;
+}
+
+/**
+ * A request to the business's own API (a path under config.apiBaseUrl, or a whole URL) with a
+ * current access token; after a 401 the token is renewed and the request sent once more.
+ */
+async function request(path, options = {}) {
+  const url = /^https?:\/\//.test(path) ? path : config.apiBaseUrl + path;
+  try {
+    return await send(url, Object.assign({}, options, { token: await accessToken() }));
+  } catch (err) {
+    if (err.status !== 401) throw err;
+    access = null;
+    return send(url, Object.assign({}, options, { token: await accessToken() }));
   }
 }
 
@@ -133,9 +183,10 @@ async function phoneNumber(detail) {
 async function logout() {
   const stored = token();
   wx.removeStorageSync(TOKEN_KEY);
+  access = null;
   if (stored) {
     try {
-      await request('/api/v1/auth/logout', { method: 'POST', token: stored });
+      await server('/api/v1/auth/logout', { method: 'POST', token: stored });
     } catch (err) {
       if (err.status !== 401) throw err;
     }
@@ -168,4 +219,18 @@ function messageFor(err) {
   return MESSAGES[err && err.code] || 'Something went wrong. Please try again.';
 }
 
-module.exports = { login, bind, refresh, ensureSession, call, phoneNumber, logout, messageFor, token, WxLoginError, TOKEN_KEY };
+module.exports = {
+  login,
+  bind,
+  refresh,
+  ensureSession,
+  call,
+  request,
+  accessToken,
+  phoneNumber,
+  logout,
+  messageFor,
+  token,
+  WxLoginError,
+  TOKEN_KEY,
+};

@@ -30,6 +30,10 @@ Page({
     wx.navigateTo({ url: '/pages/phone/phone' });
   },
 
+  toOrders() {
+    wx.navigateTo({ url: '/pages/orders/orders' });
+  },
+
   toBind() {
     wx.navigateTo({ url: '/pages/bind/bind' });
   },

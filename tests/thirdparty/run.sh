@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Third parties against a real `wxlogin demo`: PyJWT (PyPI) and `jose` (npm) verify its access
+# tokens offline from its JWKS; Debian's nginx (auth_request) and caddy (forward_auth) protect
+# an echo upstream with /api/v1/authz. Called by scripts/test.sh (which installs nginx and
+# caddy) with WXLOGIN_BIN set.
+set -euo pipefail
+cd "$(dirname "$0")"
+BIN=$(realpath "${WXLOGIN_BIN:-../../target/debug/wxlogin}")
+python3 -c 'import jwt' 2>/dev/null || python3 -m pip install -q "pyjwt[crypto]"
+npm ci --no-audit --no-fund --loglevel=error
+
+WORK=$(mktemp -d /tmp/wxlogin-3p.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 did not answer" >&2; return 1; }
+
+PORT=$(free_port); EMU_PORT=$(free_port); ECHO_PORT=$(free_port); NGINX_PORT=$(free_port); CADDY_PORT=$(free_port)
+BASE="http://127.0.0.1:$PORT"
+"$BIN" demo --listen "127.0.0.1:$PORT" --emulator-listen "127.0.0.1:$EMU_PORT" \
+  --database-url "sqlite://$WORK/3p.db?mode=rwc" --rate-limit-per-minute 0 >"$WORK/demo.log" 2>&1 &
+PIDS+=($!)
+python3 echo_upstream.py "$ECHO_PORT" "$WORK/hits" &
+PIDS+=($!)
+wait_for "$BASE/healthz"
+
+fill() {
+  sed -e "s|@WORK@|$WORK|g" -e "s|@WXLOGIN@|127.0.0.1:$PORT|g" -e "s|@API@|127.0.0.1:$ECHO_PORT|g" \
+    -e "s|@PORT@|$2|g" "$1" >"$WORK/$(basename "$1")"
+}
+fill nginx.conf "$NGINX_PORT"
+fill Caddyfile "$CADDY_PORT"
+nginx -c "$WORK/nginx.conf" -p "$WORK" -g "user $(id -un);" &
+PIDS+=($!)
+HOME=$WORK caddy run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$NGINX_PORT/"
+wait_for "http://127.0.0.1:$CADDY_PORT/"
+
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+CODE=$(curl -sf -X POST "http://127.0.0.1:$EMU_PORT/__emulator/login" -H 'content-type: application/json' \
+  -d '{"appid":"wx1000000000000001","user":"verifier"}' | json '["code"]')
+ACCESS=$(curl -sf -X POST "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
+  -d "{\"code\":\"$CODE\"}" | json '["accessToken"]')
+
+python3 pyjwt_verify.py "$BASE" "$ACCESS"
+node jose_verify.mjs "$BASE" "$ACCESS"
+python3 proxies.py "$BASE" "http://127.0.0.1:$EMU_PORT" "$WORK/hits" \
+  nginx="http://127.0.0.1:$NGINX_PORT" caddy="http://127.0.0.1:$CADDY_PORT"
