@@ -100,6 +100,21 @@ fn hot_path(c: &mut Criterion) {
     });
     let token = pair.sign("at+jwt", &claims);
     let keys = [pair.public()];
+    // The curve alone, for comparison: p256's own verify of one signature over the same bytes.
+    {
+        use p256::ecdsa::signature::{Signer, Verifier};
+        let signing = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let verifying = *signing.verifying_key();
+        let (signed, _) = token.rsplit_once('.').unwrap();
+        let signature: p256::ecdsa::Signature = signing.sign(signed.as_bytes());
+        c.bench_function("p256 ECDSA verify alone", |b| {
+            b.iter(|| {
+                verifying
+                    .verify(black_box(signed.as_bytes()), &signature)
+                    .unwrap()
+            })
+        });
+    }
     c.bench_function("access token verify (ES256)", |b| {
         b.iter(|| jose::verify::<serde_json::Value>(black_box(&token), "at+jwt", &keys).unwrap())
     });

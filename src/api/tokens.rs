@@ -24,11 +24,135 @@ error_set!(AuthzErrors: Unauthenticated, ServiceUnavailable);
 /// and its first signature (`WXLOGIN_KEY_PUBLISH_DELAY`).
 const JWKS_MAX_AGE: &str = "public, max-age=300";
 
+/// OpenID Provider metadata (OpenID Connect Discovery 1.0 §3); the endpoints are absolute URLs
+/// under the issuer.
+#[derive(Object)]
+#[oai(example)]
+pub struct Discovery {
+    pub issuer: String,
+    pub jwks_uri: String,
+    pub introspection_endpoint: String,
+    pub revocation_endpoint: String,
+    pub token_endpoint: String,
+    pub authorization_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub end_session_endpoint: String,
+    pub response_types_supported: Vec<String>,
+    pub grant_types_supported: Vec<String>,
+    pub code_challenge_methods_supported: Vec<String>,
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    pub subject_types_supported: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub claims_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+impl Discovery {
+    fn of(issuer: &str) -> Discovery {
+        let auth_methods = strings(&["client_secret_basic", "client_secret_post"]);
+        Discovery {
+            issuer: issuer.to_string(),
+            jwks_uri: under(issuer, "/.well-known/jwks.json"),
+            introspection_endpoint: under(issuer, "/oauth2/introspect"),
+            revocation_endpoint: under(issuer, "/oauth2/revoke"),
+            token_endpoint: under(issuer, "/oauth2/token"),
+            authorization_endpoint: under(issuer, "/oauth2/authorize"),
+            userinfo_endpoint: under(issuer, "/oauth2/userinfo"),
+            end_session_endpoint: under(issuer, "/oauth2/logout"),
+            response_types_supported: strings(&["code"]),
+            grant_types_supported: strings(&["authorization_code", "refresh_token"]),
+            code_challenge_methods_supported: strings(&["S256"]),
+            id_token_signing_alg_values_supported: strings(&["ES256"]),
+            subject_types_supported: strings(&["public"]),
+            scopes_supported: strings(&["openid", "profile", "phone"]),
+            claims_supported: strings(&[
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "jti",
+                "client_id",
+                "sid",
+                "openid",
+                "appid",
+                "unionid",
+            ]),
+            token_endpoint_auth_methods_supported: auth_methods.clone(),
+            introspection_endpoint_auth_methods_supported: auth_methods.clone(),
+            revocation_endpoint_auth_methods_supported: auth_methods,
+        }
+    }
+}
+
+impl poem_openapi::types::Example for Discovery {
+    fn example() -> Self {
+        Discovery::of("https://login.example.com")
+    }
+}
+
+/// A public key of the JWK Set (RFC 7517): P-256, for ES256.
+#[derive(Object, serde::Deserialize)]
+pub struct Jwk {
+    /// `EC`.
+    pub kty: String,
+    /// `P-256`.
+    pub crv: String,
+    /// The point's x coordinate, base64url.
+    pub x: String,
+    /// The point's y coordinate, base64url.
+    pub y: String,
+    /// The key's id, as access tokens name it in their header.
+    pub kid: String,
+    /// `sig`.
+    #[oai(rename = "use")]
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// `ES256`.
+    pub alg: String,
+}
+
+/// The JWK Set: every published public key.
+#[derive(Object)]
+#[oai(example)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+impl poem_openapi::types::Example for Jwks {
+    fn example() -> Self {
+        Jwks {
+            keys: vec![Jwk {
+                kty: "EC".into(),
+                crv: "P-256".into(),
+                x: "WbbXwVYGdJoP4Xm3qCkGvBRcRvKtEfXDbWvPzpPS4KM".into(),
+                y: "lHE4KBK1SDyHP4Eo8gTnZzKcoSZkfZpVp3ZGJnKK9rE".into(),
+                kid: "2026-12-02-a1b2c3d4".into(),
+                use_: "sig".into(),
+                alg: "ES256".into(),
+            }],
+        }
+    }
+}
+
 #[derive(ApiResponse)]
-pub enum DocumentOk {
-    /// The document.
+pub enum DiscoveryOk {
+    /// The metadata.
     #[oai(status = 200)]
-    Ok(Json<Value>, #[oai(header = "Cache-Control")] String),
+    Ok(Json<Discovery>, #[oai(header = "Cache-Control")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum JwksOk {
+    /// The public keys.
+    #[oai(status = 200)]
+    Ok(Json<Jwks>, #[oai(header = "Cache-Control")] String),
 }
 
 /// `POST /oauth2/introspect` and `/oauth2/revoke`, as a form.
@@ -139,35 +263,10 @@ impl TokensApi {
         method = "get",
         operation_id = "openidConfiguration"
     )]
-    async fn discovery(&self, accounts: Data<&Accounts>) -> Reply<DocumentOk, KeysErrors> {
-        let settings = accounts.access_tokens().settings();
-        let issuer = settings.issuer.as_str();
-        let document = json!({
-            "issuer": issuer,
-            "jwks_uri": under(issuer, "/.well-known/jwks.json"),
-            "introspection_endpoint": under(issuer, "/oauth2/introspect"),
-            "revocation_endpoint": under(issuer, "/oauth2/revoke"),
-            "token_endpoint": under(issuer, "/oauth2/token"),
-            "authorization_endpoint": under(issuer, "/oauth2/authorize"),
-            "userinfo_endpoint": under(issuer, "/oauth2/userinfo"),
-            "end_session_endpoint": under(issuer, "/oauth2/logout"),
-            "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
-            "code_challenge_methods_supported": ["S256"],
-            "id_token_signing_alg_values_supported": ["ES256"],
-            "subject_types_supported": ["public"],
-            "scopes_supported": ["openid", "profile", "phone"],
-            "claims_supported": [
-                "iss", "sub", "aud", "exp", "iat", "jti", "client_id", "sid", "openid",
-                "appid", "unionid"
-            ],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "introspection_endpoint_auth_methods_supported":
-                ["client_secret_basic", "client_secret_post"],
-            "revocation_endpoint_auth_methods_supported":
-                ["client_secret_basic", "client_secret_post"],
-        });
-        Ok(DocumentOk::Ok(
+    async fn discovery(&self, accounts: Data<&Accounts>) -> Reply<DiscoveryOk, KeysErrors> {
+        let issuer = &accounts.access_tokens().settings().issuer;
+        let document = Discovery::of(issuer);
+        Ok(DiscoveryOk::Ok(
             Json(document),
             "public, max-age=3600".into(),
         ))
@@ -178,9 +277,12 @@ impl TokensApi {
     /// ES256 keys with their `kid`. A new key is published before it signs; a retired one stays
     /// until the last token it signed has expired.
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
-    async fn jwks(&self, accounts: Data<&Accounts>) -> Reply<DocumentOk, KeysErrors> {
+    async fn jwks(&self, accounts: Data<&Accounts>) -> Reply<JwksOk, KeysErrors> {
         let keys = accounts.access_tokens().jwks().await?;
-        Ok(DocumentOk::Ok(Json(keys), JWKS_MAX_AGE.into()))
+        let keys: Jwks = Jwks {
+            keys: serde_json::from_value(keys["keys"].clone()).map_err(Error::unavailable)?,
+        };
+        Ok(JwksOk::Ok(Json(keys), JWKS_MAX_AGE.into()))
     }
 
     /// Token introspection (RFC 7662)

@@ -370,3 +370,28 @@ async fn a_rotated_key_is_published_at_once_and_old_tokens_still_verify() {
     assert!(listed.contains(kid_before.as_str().unwrap()), "{listed}");
     assert!(!listed.contains("\"x\""), "no key material: {listed}");
 }
+
+#[tokio::test]
+async fn unbinding_ends_the_access_tokens_of_that_identity() {
+    let app = app().await;
+    let login = app.login("una").await;
+    let (token, at) = (
+        login["token"].as_str().unwrap(),
+        login["accessToken"].as_str().unwrap(),
+    );
+    let body = json!({"username": "una-account", "password": "correct horse battery"});
+    let r = app
+        .call("PUT", "/api/v1/me/credentials", Some(token), Some(body))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let path = format!("/api/v1/me/identities/{APPID}");
+    let r = app.call("DELETE", &path, Some(token), None).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(
+        &app.get("/api/v1/me", Some(at)).await,
+        401,
+        "unauthenticated",
+    );
+    assert_eq!(introspect(&app, at).await, json!({"active": false}));
+    assert_eq!(app.get("/api/v1/authz", Some(at)).await.status, 401);
+}
