@@ -87,7 +87,7 @@ fn hot_path(c: &mut Criterion) {
 
     // An access token: what a login adds (signing) and what a verifier pays (ES256 verify, the
     // p256 crate's own cost plus the JWS framing).
-    let pair = jose::KeyPair::generate("bench".into());
+    let pair = jose::KeyPair::generate("bench".into()).unwrap();
     let claims = serde_json::json!({
         "iss": "https://login.example.com", "sub": "8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f",
         "aud": "https://login.example.com", "exp": 1_900_000_000, "iat": 1_899_999_100,
@@ -100,17 +100,23 @@ fn hot_path(c: &mut Criterion) {
     });
     let token = pair.sign("at+jwt", &claims);
     let keys = [pair.public()];
-    // The curve alone, for comparison: p256's own verify of one signature over the same bytes.
+    // The curve alone, for comparison: ring's own verify of one signature over the same bytes.
     {
-        use p256::ecdsa::signature::{Signer, Verifier};
-        let signing = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
-        let verifying = *signing.verifying_key();
+        use ring::signature::{EcdsaKeyPair, KeyPair as _, UnparsedPublicKey};
+        let rng = ring::rand::SystemRandom::new();
+        let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let doc = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).unwrap();
         let (signed, _) = token.rsplit_once('.').unwrap();
-        let signature: p256::ecdsa::Signature = signing.sign(signed.as_bytes());
-        c.bench_function("p256 ECDSA verify alone", |b| {
+        let signature = pair.sign(&rng, signed.as_bytes()).unwrap();
+        let public = UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_FIXED,
+            pair.public_key().as_ref().to_vec(),
+        );
+        c.bench_function("ring ECDSA P-256 verify alone", |b| {
             b.iter(|| {
-                verifying
-                    .verify(black_box(signed.as_bytes()), &signature)
+                public
+                    .verify(black_box(signed.as_bytes()), signature.as_ref())
                     .unwrap()
             })
         });

@@ -4,7 +4,8 @@
 //! `RELOAD` (and at once when a token names a key it does not know), so a rotation is seen by
 //! every node within that time.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,9 @@ use crate::store::signing_keys::{SigningKeys, StoredKey};
 const RELOAD: Duration = Duration::from_secs(15);
 /// How soon after a reload a token of an unknown key may cause another.
 const RELOAD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+/// How many verified access tokens a node remembers (a few hundred bytes each), so that a token
+/// a service sends again and again is checked by its signature once.
+const VERIFIED: usize = 20_000;
 /// The JWT type of access tokens (RFC 9068 §2.1).
 pub const TYP: &str = "at+jwt";
 
@@ -84,6 +88,8 @@ pub struct AccessTokens {
     settings: Tokens,
     ring: RwLock<Option<Arc<Ring>>>,
     reloading: tokio::sync::Mutex<()>,
+    /// Claims of tokens whose signature verified, by the token's SHA-256. Emptied when full.
+    verified: Mutex<HashMap<[u8; 32], AccessClaims>>,
 }
 
 /// The claim `client_id` of a session: the app it was made with, or `wxlogin`.
@@ -123,6 +129,7 @@ impl AccessTokens {
             settings,
             ring: RwLock::new(None),
             reloading: tokio::sync::Mutex::new(()),
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -189,8 +196,8 @@ impl AccessTokens {
                 .unwrap_or("key"),
             hex::encode(rand::random::<[u8; 4]>())
         );
-        let pair = KeyPair::generate(kid.clone());
-        let private_key = pair.to_pkcs8().map_err(Error::unavailable)?;
+        let pair = KeyPair::generate(kid.clone()).map_err(Error::unavailable)?;
+        let private_key = pair.to_pkcs8();
         let stored = StoredKey {
             kid: kid.clone(),
             private_key: None,
@@ -233,6 +240,33 @@ impl AccessTokens {
     /// The claims of one of our access tokens, signed by a published key, for this issuer and
     /// audience; `expired_too` accepts one past its `exp` (revocation). None for anything else.
     pub async fn verify(&self, token: &str, expired_too: bool) -> Result<Option<AccessClaims>> {
+        use sha2::{Digest, Sha256};
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let remembered = {
+            let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            verified.get(&digest).cloned()
+        };
+        let claims = match remembered {
+            Some(claims) => claims,
+            None => {
+                let Some(claims) = self.verify_signature(token).await? else {
+                    return Ok(None);
+                };
+                let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+                if verified.len() >= VERIFIED {
+                    verified.clear();
+                }
+                verified.insert(digest, claims.clone());
+                claims
+            }
+        };
+        let fresh = expired_too || claims.exp > now();
+        let ours = claims.iss == self.settings.issuer && claims.aud == self.settings.audience;
+        Ok((fresh && ours).then_some(claims))
+    }
+
+    /// The claims of a token that one of the published keys signed.
+    async fn verify_signature(&self, token: &str) -> Result<Option<AccessClaims>> {
         let ring = self.ring(RELOAD).await?;
         let mut verified = jose::verify::<AccessClaims>(token, TYP, &ring.published);
         if matches!(verified, Err(jose::JoseError::UnknownKey)) {
@@ -240,12 +274,7 @@ impl AccessTokens {
             let ring = self.ring(RELOAD_AT_MOST_EVERY).await?;
             verified = jose::verify(token, TYP, &ring.published);
         }
-        let Ok(claims) = verified else {
-            return Ok(None);
-        };
-        let fresh = expired_too || claims.exp > now();
-        let ours = claims.iss == self.settings.issuer && claims.aud == self.settings.audience;
-        Ok((fresh && ours).then_some(claims))
+        Ok(verified.ok())
     }
 
     /// The JWK Set: every published public key.

@@ -37,7 +37,7 @@ pub use access_tokens::{AccessTokens, Issued, KeyState};
 pub use login::LoginInput;
 pub use oauth::{ClientAuth, Introspection};
 pub use phone::OpenData;
-pub use sessions::{Authenticated, Refreshed};
+pub use sessions::{Authenticated, Credential, Refreshed};
 
 /// A signed-in session as the sign-in routes answer it.
 #[derive(Debug)]

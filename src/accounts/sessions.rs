@@ -9,34 +9,45 @@ use crate::store::replays::DoneAnswer;
 /// How long the session_key before a refresh is still tried for decryption, in seconds.
 const PREVIOUS_KEY_GRACE: i64 = 300;
 
+/// What a bearer presented.
+#[derive(Debug)]
+pub enum Credential {
+    /// The session token that sign-in answered.
+    SessionToken(Token),
+    /// An access token of the session, and its `exp`.
+    AccessToken { text: String, exp: i64 },
+}
+
 /// The session behind a bearer token, and its user.
 #[derive(Debug)]
 pub struct Authenticated {
     pub session_id: SessionId,
-    /// The session token, where the bearer was one (not an access token).
-    pub token: Option<Token>,
+    pub credential: Credential,
     pub session: Session,
     pub user: User,
 }
 
 impl Authenticated {
-    /// The session token, for the routes that answer or renew the session's own credential
-    /// (an access token, which the business's services hold too, must not lead to it).
+    /// The session token, for `auth/token`, which renews an access token from the session's
+    /// own credential (an access token, which the business's services hold too, must not
+    /// lead to more of them).
     pub fn session_token(&self) -> Result<Token> {
-        self.token.ok_or_else(|| {
-            Error::new(
+        match &self.credential {
+            Credential::SessionToken(token) => Ok(*token),
+            Credential::AccessToken { .. } => Err(Error::new(
                 Code::Unauthenticated,
                 "This route takes the session token that sign-in answered (`token`), not an \
                  access token.",
-            )
-        })
+            )),
+        }
     }
 }
 
-/// A refreshed session: the same token, a new session_key on the server.
+/// A refreshed session: the credential the caller presented, unchanged, and the seconds it
+/// lives; a new session_key on the server.
 #[derive(Debug)]
 pub struct Refreshed {
-    pub token: Token,
+    pub token: String,
     pub expires_in: u64,
 }
 
@@ -119,9 +130,9 @@ impl Accounts {
     /// an unbinding ends every session of it, and binding the openid again does not bring them
     /// back.
     pub async fn authenticate(&self, bearer: &str) -> Result<Authenticated> {
-        let (session_id, token) = match Token::parse(bearer) {
-            Some(token) => (token.id(), Some(token)),
-            None => (self.session_of_access_token(bearer).await?, None),
+        let (session_id, credential) = match Token::parse(bearer) {
+            Some(token) => (token.id(), Credential::SessionToken(token)),
+            None => self.session_of_access_token(bearer).await?,
         };
         let stores = &self.inner.stores;
         let read = stores
@@ -145,31 +156,31 @@ impl Accounts {
         }
         Ok(Authenticated {
             session_id,
-            token,
+            credential,
             session,
             user,
         })
     }
 
     /// The session an access token of ours names (whether it is live is the caller's to see).
-    async fn session_of_access_token(&self, bearer: &str) -> Result<SessionId> {
+    async fn session_of_access_token(&self, bearer: &str) -> Result<(SessionId, Credential)> {
+        let bearer = bearer.trim();
         if !bearer.contains('.') || bearer.len() > 4096 {
             return Err(Error::unauthenticated());
         }
-        let claims = self
-            .inner
-            .access_tokens
-            .verify(bearer.trim(), false)
-            .await?;
-        claims
-            .and_then(|c| SessionId::parse(&c.sid))
-            .ok_or_else(Error::unauthenticated)
+        let claims = self.inner.access_tokens.verify(bearer, false).await?;
+        let claims = claims.ok_or_else(Error::unauthenticated)?;
+        let id = SessionId::parse(&claims.sid).ok_or_else(Error::unauthenticated)?;
+        let credential = Credential::AccessToken {
+            text: bearer.to_string(),
+            exp: claims.exp,
+        };
+        Ok((id, credential))
     }
 
     /// Gives a session the new session_key of a fresh `wx.login` code; the old key is kept for
     /// decryption for five minutes. A code of another openid changes nothing.
     pub async fn refresh(&self, auth: Authenticated, code: &WxCode) -> Result<Refreshed> {
-        let token = auth.session_token()?;
         let session = auth.session;
         let (appid, openid) = wechat_part(&session)?;
         let app = self.miniprogram(Some(appid))?;
@@ -199,9 +210,15 @@ impl Accounts {
             ..session.clone()
         };
         stores.sessions.put(&auth.session_id, &refreshed).await?;
-        Ok(Refreshed {
-            token,
-            expires_in: stores.sessions.ttl().as_secs(),
+        Ok(match auth.credential {
+            Credential::SessionToken(token) => Refreshed {
+                token: token.reveal(),
+                expires_in: stores.sessions.ttl().as_secs(),
+            },
+            Credential::AccessToken { text, exp } => Refreshed {
+                token: text,
+                expires_in: (exp - now()).max(0) as u64,
+            },
         })
     }
 

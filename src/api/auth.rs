@@ -98,7 +98,7 @@ impl AuthApi {
     ) -> Reply<RefreshOk, RefreshErrors> {
         let refreshed = accounts.refresh(auth.0, &body.0.code.0).await?;
         Ok(RefreshOk::Ok(Json(RefreshBody {
-            token: refreshed.token.reveal(),
+            token: refreshed.token,
             expires_in: refreshed.expires_in,
         })))
     }

@@ -8,12 +8,11 @@ use poem::Request;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
-use serde_json::{json, Value};
 
 use super::errors::{error_set, Reply};
 use super::Tag;
 use crate::accounts::access_tokens::WechatIds;
-use crate::accounts::{Accounts, ClientAuth};
+use crate::accounts::{Accounts, ClientAuth, Introspection};
 use crate::error::{Code, Error};
 
 error_set!(KeysErrors: ServiceUnavailable);
@@ -169,11 +168,89 @@ pub struct TokenForm {
     pub client_secret: Option<String>,
 }
 
+/// What introspection says of a token (RFC 7662 §2.2): for a live one, whose it is; for
+/// anything else, `{"active": false}` and nothing more.
+#[derive(Object, Default)]
+#[oai(example)]
+pub struct IntrospectionBody {
+    /// Whether the token is a live session's.
+    pub active: bool,
+    /// The user id.
+    #[oai(skip_serializing_if_is_none)]
+    pub sub: Option<String>,
+    /// The appid the session was made with, or `wxlogin`.
+    #[oai(skip_serializing_if_is_none)]
+    pub client_id: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub aud: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub iss: Option<String>,
+    /// Unix seconds: the access token's expiry, or the session's if no use slides it.
+    #[oai(skip_serializing_if_is_none)]
+    pub exp: Option<i64>,
+    /// Unix seconds an access token was issued.
+    #[oai(skip_serializing_if_is_none)]
+    pub iat: Option<i64>,
+    /// The session (not its token).
+    #[oai(skip_serializing_if_is_none)]
+    pub sid: Option<String>,
+    /// `Bearer`.
+    #[oai(skip_serializing_if_is_none)]
+    pub token_type: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub openid: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub appid: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub unionid: Option<String>,
+}
+
+impl From<Introspection> for IntrospectionBody {
+    fn from(i: Introspection) -> Self {
+        IntrospectionBody {
+            active: true,
+            sub: Some(i.sub),
+            client_id: Some(i.client_id),
+            aud: Some(i.aud),
+            iss: Some(i.iss),
+            exp: Some(i.exp),
+            iat: i.iat,
+            sid: Some(i.sid),
+            token_type: Some(i.token_type.into()),
+            openid: i.wechat.openid,
+            appid: i.wechat.appid,
+            unionid: i.wechat.unionid,
+        }
+    }
+}
+
+impl poem_openapi::types::Example for IntrospectionBody {
+    fn example() -> Self {
+        IntrospectionBody {
+            active: true,
+            sub: Some("8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f".into()),
+            client_id: Some("wx4f4bc4dec97d474b".into()),
+            aud: Some("https://login.example.com".into()),
+            iss: Some("https://login.example.com".into()),
+            exp: Some(1_764_650_700),
+            iat: Some(1_764_649_800),
+            sid: Some("q1w2e3r4t5y6u7i8o9p0aa".into()),
+            token_type: Some("Bearer".into()),
+            openid: Some("oGZUI0egBJY1zhBYw2KhdUfwVJJE".into()),
+            appid: Some("wx4f4bc4dec97d474b".into()),
+            unionid: Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA".into()),
+        }
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum IntrospectOk {
     /// `{"active": true, ...}` for a live token, `{"active": false}` for anything else.
     #[oai(status = 200)]
-    Ok(Json<Value>, #[oai(header = "Cache-Control")] String),
+    Ok(
+        Json<IntrospectionBody>,
+        #[oai(header = "Cache-Control")] String,
+    ),
 }
 
 #[derive(ApiResponse)]
@@ -304,12 +381,8 @@ impl TokensApi {
     ) -> Reply<IntrospectOk, ClientErrors> {
         accounts.check_client(client_auth(req.headers(), &form.0).as_ref())?;
         let answer = match accounts.introspect(form.0.token.trim()).await? {
-            Some(found) => {
-                let mut v = serde_json::to_value(found).map_err(Error::unavailable)?;
-                v["active"] = Value::Bool(true);
-                v
-            }
-            None => json!({"active": false}),
+            Some(found) => IntrospectionBody::from(found),
+            None => IntrospectionBody::default(),
         };
         Ok(IntrospectOk::Ok(Json(answer), "no-store".into()))
     }

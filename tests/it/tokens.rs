@@ -130,6 +130,15 @@ async fn bearer_routes_take_an_access_token_of_a_live_session() {
     assert_eq!(me.status, 200, "{}", me.text);
     assert_eq!(me.body["id"], login["user"]["id"]);
 
+    // Refresh takes either; it answers the credential it was given, never the session token.
+    let code = app.wx_login("ulla").await;
+    let r = app
+        .post("/api/v1/auth/refresh", Some(at), json!({"code": code}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["token"], at);
+    assert!(r.body["expiresIn"].as_u64().unwrap() <= 900);
+
     // auth/token renews with the session token only.
     let renewed = app.post("/api/v1/auth/token", Some(token), json!({})).await;
     assert_eq!(renewed.status, 200, "{}", renewed.text);
