@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{Endpoint, Response, Server};
+use poem::{Endpoint, EndpointExt, Response, Server};
 use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 
@@ -165,7 +165,8 @@ impl App {
     }
 }
 
-/// Serves an endpoint on a bound acceptor until `shutdown`.
+/// Serves an endpoint on a bound acceptor until `shutdown`; HTML pages get the headers of
+/// `page_headers`.
 pub async fn serve<E>(
     acceptor: TcpAcceptor,
     ep: E,
@@ -174,9 +175,36 @@ pub async fn serve<E>(
 where
     E: Endpoint<Output = Response> + 'static,
 {
+    let ep = ep.map(|resp| async move { page_headers(resp) });
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(ep, shutdown, Some(GRACE))
         .await
+}
+
+/// An HTML page (Swagger UI, the web demo, the emulator's pages) may not be framed, sniffed as
+/// another type, or send a `Referer` (tickets travel in fragments, tokens must never travel in
+/// a Referer).
+fn page_headers(mut resp: Response) -> Response {
+    let html = resp
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        let headers = resp.headers_mut();
+        let set = |headers: &mut poem::http::HeaderMap, name: &'static str, value: &'static str| {
+            headers.insert(name, poem::http::HeaderValue::from_static(value));
+        };
+        set(headers, "x-content-type-options", "nosniff");
+        set(headers, "referrer-policy", "no-referrer");
+        // Swagger UI and the pages load their own scripts and styles inline.
+        set(
+            headers,
+            "content-security-policy",
+            "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        );
+    }
+    resp
 }
 
 /// Serves on `threads` runtimes of one thread each, all accepting on one socket, each with its

@@ -156,6 +156,21 @@ pub fn routes(svc: Accounts, edge: Edge, demo_page: bool) -> impl Endpoint<Outpu
         .around(move |ep, req| edge_layer(ep, req, svc.clone(), edge.clone()))
 }
 
+/// The routes whose answers carry a token, a ticket or a phone number: no cache may keep them.
+const NO_STORE: [&str; 11] = [
+    "login",
+    "bind",
+    "passwordLogin",
+    "redeemTicket",
+    "accessToken",
+    "refresh",
+    "getMe",
+    "patchMe",
+    "setPhone",
+    "decrypt",
+    "oauthCallback",
+];
+
 /// Whether a path is one of the sign-in routes that the per-IP limit guards.
 fn rate_limited_path(path: &str) -> bool {
     path.starts_with("/api/v1/auth/") || path.starts_with("/api/v1/accounts")
@@ -247,6 +262,10 @@ async fn edge_layer<E: Endpoint>(
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
+    }
+    if NO_STORE.contains(&operation) {
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     let status = resp.status().as_u16();
     telemetry::record_http(operation, method.as_str(), status, started.elapsed());

@@ -169,3 +169,43 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
     }
     assert!(!logs.contains(&token), "a token is in the logs");
 }
+
+#[tokio::test]
+async fn answers_with_tokens_are_not_stored_and_pages_cannot_be_framed() {
+    let app = spawn_app().await;
+    let login = app.try_login("nora").await;
+    assert_eq!(login.status, 200);
+    assert_eq!(login.headers["cache-control"], "no-store");
+    let token = login.body["token"].as_str().unwrap();
+    let me = app.get("/api/v1/me", Some(token)).await;
+    assert_eq!(me.headers["cache-control"], "no-store");
+    let renewed = app.post("/api/v1/auth/token", Some(token), json!({})).await;
+    assert_eq!(renewed.headers["cache-control"], "no-store");
+    assert!(app
+        .get("/healthz", None)
+        .await
+        .headers
+        .get("cache-control")
+        .is_none());
+
+    let docs = app
+        .http
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .unwrap();
+    let emulator_docs = app
+        .http
+        .get(format!("{}/__emulator/docs", app.emu))
+        .send()
+        .await
+        .unwrap();
+    for page in [docs, emulator_docs] {
+        let h = page.headers();
+        assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+}
