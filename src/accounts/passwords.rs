@@ -20,6 +20,8 @@ use crate::store::StoreError;
 
 /// Wrong passwords for one username within the lockout window that lock it for the window.
 const LOCK_AFTER: i64 = 5;
+/// The lockout window in seconds, for a `Retry-After` where the lock is not readable.
+const LOCK_SECONDS: u64 = 900;
 
 /// OWASP's argon2id settings: 19 MiB, two passes, one lane.
 fn argon2() -> Argon2<'static> {
@@ -127,15 +129,14 @@ impl Accounts {
         let limits = &self.inner.stores.limits;
         let folded = credentials.username.folded();
         if let Some(left) = limits.locked_for(&folded).await? {
-            let mut e = Error::new(
-                Code::AccountLocked,
-                format!(
-                    "Too many wrong passwords: this account is locked for {} more minutes.",
-                    left.div_ceil(60)
-                ),
-            );
-            e.retry_after = Some(left.max(1));
-            return Err(e);
+            return Err(account_locked(left));
+        }
+        // Counted before argon2 runs, so that concurrent guesses cannot outrun the limit: of
+        // any number of them, at most LOCK_AFTER are verified.
+        let attempt = limits.count_attempt(&folded).await?;
+        if attempt > LOCK_AFTER {
+            let left = limits.locked_for(&folded).await?;
+            return Err(account_locked(left.unwrap_or(LOCK_SECONDS)));
         }
         let found = self
             .inner
@@ -149,15 +150,29 @@ impl Accounts {
         };
         if verify(credentials.password, hash).await? {
             if let Some(user_id) = user_id {
-                limits.clear_failures(&folded).await?;
+                limits.clear_attempts(&folded).await?;
                 return Ok(user_id);
             }
         }
-        if limits.count_failure(&folded, LOCK_AFTER).await? {
+        if attempt == LOCK_AFTER {
+            limits.lock(&folded).await?;
             tracing::warn!("an account was locked after {LOCK_AFTER} wrong passwords");
         }
         Err(invalid_credentials())
     }
+}
+
+/// The answer while a username is locked, for `left` more seconds.
+fn account_locked(left: u64) -> Error {
+    let mut e = Error::new(
+        Code::AccountLocked,
+        format!(
+            "Too many wrong passwords: this account is locked for {} more minutes.",
+            left.div_ceil(60)
+        ),
+    );
+    e.retry_after = Some(left.max(1));
+    e
 }
 
 #[cfg(test)]

@@ -40,22 +40,22 @@ impl Limits {
         self.kv.ttl(&keys::password_lock(username_folded)).await
     }
 
-    /// Counts a wrong password; at `lock_after` the username is locked for the window and the
-    /// count starts again. True when this failure locked it.
-    pub async fn count_failure(&self, username_folded: &str, lock_after: i64) -> Result<bool> {
-        let failures_key = keys::password_failures(username_folded);
-        let failures = self.kv.incr(&failures_key, keys::LOCKOUT).await?;
-        if failures < lock_after {
-            return Ok(false);
-        }
-        let lock = keys::password_lock(username_folded);
-        self.kv.set(&lock, b"1", keys::LOCKOUT).await?;
-        self.kv.del(&failures_key).await?;
-        Ok(true)
+    /// Counts an attempt on a username, before its password is checked: the attempt's number
+    /// in the window (one more than the attempts since the last right password).
+    pub async fn count_attempt(&self, username_folded: &str) -> Result<i64> {
+        let key = keys::password_failures(username_folded);
+        self.kv.incr(&key, keys::LOCKOUT).await
     }
 
-    /// Forgets a username's wrong passwords (after a right one).
-    pub async fn clear_failures(&self, username_folded: &str) -> Result<()> {
+    /// Locks a username for the window, and starts its count again.
+    pub async fn lock(&self, username_folded: &str) -> Result<()> {
+        let lock = keys::password_lock(username_folded);
+        self.kv.set(&lock, b"1", keys::LOCKOUT).await?;
+        self.clear_attempts(username_folded).await
+    }
+
+    /// Forgets a username's attempts (after a right password).
+    pub async fn clear_attempts(&self, username_folded: &str) -> Result<()> {
         self.kv
             .del(&keys::password_failures(username_folded))
             .await

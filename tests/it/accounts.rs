@@ -377,3 +377,29 @@ async fn a_failure_between_two_writes_leaves_no_half_written_user() {
         .unwrap();
     assert_eq!(app.login("dina").await["isNewUser"], true);
 }
+
+/// Counted before argon2 runs: of a burst of concurrent wrong guesses, at most five are
+/// checked, and the rest are refused as locked at once.
+#[tokio::test]
+async fn concurrent_guesses_cannot_outrun_the_lockout() {
+    let app = spawn_app().await;
+    register(&app, "bursty").await;
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move { password_login(app, "bursty", &format!("wrong password {i}")).await }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|r| r.status == 401).count();
+    let locked = answers.iter().filter(|r| r.status == 429).count();
+    assert_eq!(checked + locked, 20);
+    assert!(checked <= 5, "{checked} guesses were checked");
+    for r in answers.iter().filter(|r| r.status == 429) {
+        assert_error(r, 429, "account_locked");
+    }
+    // And the right password is locked out too, until the window ends.
+    assert_error(
+        &password_login(&app, "bursty", PASSWORD).await,
+        429,
+        "account_locked",
+    );
+}
