@@ -4,6 +4,7 @@
 //! sign-ins queues instead of starving the async workers. An unknown username is checked against
 //! a dummy hash, so that it costs the same time as a wrong password and answers the same.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::{
@@ -32,12 +33,14 @@ fn argon2() -> Argon2<'static> {
     )
 }
 
-static PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism()
+/// The cores: hashes that run at once.
+static CORES: LazyLock<usize> = LazyLock::new(|| {
+    std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(2);
-    Arc::new(Semaphore::new(cores))
+        .unwrap_or(2)
 });
+
+static PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(*CORES)));
 
 /// A hash of a password nobody knows, verified in place of an unknown user's.
 static DUMMY: LazyLock<String> = LazyLock::new(|| {
@@ -48,15 +51,49 @@ static DUMMY: LazyLock<String> = LazyLock::new(|| {
         .to_string()
 });
 
+/// Hashes that may wait for a core, beyond the ones running: past them, 503 at once.
+const QUEUE: usize = 16;
+/// How long a hash may wait for a core before the request answers 503.
+const QUEUE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Hashes running or waiting.
+static ADMITTED: AtomicUsize = AtomicUsize::new(0);
+
+/// One hash admitted to the queue, until it is done.
+struct Admitted;
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        ADMITTED.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn overloaded() -> Error {
+    let mut e = Error::new(
+        Code::ServiceUnavailable,
+        "The server is checking too many passwords at once: try again in a moment.",
+    );
+    e.retry_after = Some(1);
+    e
+}
+
+/// Runs argon2 work on the blocking pool, one per core, with a bounded queue: unauthenticated
+/// routes cannot pile up hashing work without end.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let _permit = PERMITS
-        .clone()
-        .acquire_owned()
+    let capacity = QUEUE + *CORES;
+    if ADMITTED.fetch_add(1, Ordering::SeqCst) >= capacity {
+        ADMITTED.fetch_sub(1, Ordering::SeqCst);
+        return Err(overloaded());
+    }
+    let _admitted = Admitted;
+    let permit = tokio::time::timeout(QUEUE_DEADLINE, PERMITS.clone().acquire_owned())
         .await
+        .map_err(|_| overloaded())?
         .map_err(Error::unavailable)?;
-    tokio::task::spawn_blocking(work)
+    let done = tokio::task::spawn_blocking(work)
         .await
-        .map_err(Error::unavailable)
+        .map_err(Error::unavailable);
+    drop(permit);
+    done
 }
 
 /// The argon2id PHC string of a password.

@@ -403,3 +403,26 @@ async fn concurrent_guesses_cannot_outrun_the_lockout() {
         "account_locked",
     );
 }
+
+/// Unauthenticated password routes cannot queue hashing work without end: past a bounded
+/// queue, a request is answered 503 at once, and nothing else goes wrong.
+#[tokio::test]
+async fn a_burst_of_password_checks_beyond_the_queue_is_refused_at_once() {
+    let app = spawn_app().await;
+    let guesses = (0..80).map(|i| {
+        let app = &app;
+        async move { password_login(app, &format!("nobody-{i}"), "some password").await }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let refused: Vec<_> = answers.iter().filter(|r| r.status == 503).collect();
+    let checked = answers.iter().filter(|r| r.status == 401).count();
+    assert_eq!(refused.len() + checked, 80);
+    assert!(!refused.is_empty(), "80 hashes at once all queued");
+    assert!(
+        checked >= 16,
+        "the queue holds at least 16: {checked} checked"
+    );
+    for r in refused {
+        assert_error(r, 503, "service_unavailable");
+    }
+}
