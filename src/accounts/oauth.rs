@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::access_tokens::{client_id, WechatIds};
-use super::Accounts;
+use super::{Accounts, Credential};
 use crate::domain::{SessionId, Token};
 use crate::error::{Code, Error, Result};
 
@@ -19,18 +19,17 @@ pub struct ClientAuth {
 }
 
 /// What introspection tells of an active token.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct Introspection {
     pub sub: String,
     pub client_id: String,
     pub aud: String,
     pub iss: String,
     pub exp: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// When an access token was issued; sessions do not record it.
     pub iat: Option<i64>,
     pub sid: String,
     pub token_type: &'static str,
-    #[serde(flatten)]
     pub wechat: WechatIds,
 }
 
@@ -73,31 +72,27 @@ impl Accounts {
     /// What a token stands for, where it is a live session's token or a live session's access
     /// token that has not expired; None for anything else.
     pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>> {
-        let settings = self.inner.access_tokens.settings();
-        if Token::parse(token).is_some() {
-            let Some(auth) = self.live(token).await? else {
-                return Ok(None);
-            };
-            let ttl = self.inner.stores.sessions.ttl().as_secs() as i64;
-            return Ok(Some(Introspection {
-                sub: auth.user.id.clone(),
-                client_id: client_id(&auth.session),
-                aud: settings.audience.clone(),
-                iss: settings.issuer.clone(),
-                exp: crate::domain::now() + ttl,
-                iat: None,
-                sid: auth.session_id.to_text(),
-                token_type: "Bearer",
-                wechat: WechatIds::of(&auth.session, &auth.user),
-            }));
-        }
-        let Some(claims) = self.inner.access_tokens.verify(token, false).await? else {
+        let Some(auth) = self.live(token).await? else {
             return Ok(None);
         };
-        // The session must still be live.
-        if self.live(token).await?.is_none() {
-            return Ok(None);
-        }
+        let claims = match auth.credential {
+            Credential::AccessToken { claims, .. } => *claims,
+            Credential::SessionToken(_) => {
+                let settings = self.inner.access_tokens.settings();
+                let ttl = self.inner.stores.sessions.ttl().as_secs() as i64;
+                return Ok(Some(Introspection {
+                    sub: auth.user.id.clone(),
+                    client_id: client_id(&auth.session),
+                    aud: settings.audience.clone(),
+                    iss: settings.issuer.clone(),
+                    exp: crate::domain::now() + ttl,
+                    iat: None,
+                    sid: auth.session_id.to_text(),
+                    token_type: "Bearer",
+                    wechat: WechatIds::of(&auth.session, &auth.user),
+                }));
+            }
+        };
         Ok(Some(Introspection {
             sub: claims.sub,
             client_id: claims.client_id,

@@ -1,6 +1,7 @@
 //! Sessions: starting one for a signed-in user, reading the one behind a bearer token,
 //! refreshing its session_key, ending it; and the profile of its user.
 
+use super::access_tokens::AccessClaims;
 use super::{Accounts, Issued, SignedIn};
 use crate::domain::{now, ProfileChange, Session, SessionId, Token, User, WxCode};
 use crate::error::{Code, Error, Result};
@@ -14,8 +15,11 @@ const PREVIOUS_KEY_GRACE: i64 = 300;
 pub enum Credential {
     /// The session token that sign-in answered.
     SessionToken(Token),
-    /// An access token of the session, and its `exp`.
-    AccessToken { text: String, exp: i64 },
+    /// An access token of the session, and its verified claims.
+    AccessToken {
+        text: String,
+        claims: Box<AccessClaims>,
+    },
 }
 
 /// The session behind a bearer token, and its user.
@@ -173,7 +177,7 @@ impl Accounts {
         let id = SessionId::parse(&claims.sid).ok_or_else(Error::unauthenticated)?;
         let credential = Credential::AccessToken {
             text: bearer.to_string(),
-            exp: claims.exp,
+            claims: Box::new(claims),
         };
         Ok((id, credential))
     }
@@ -215,9 +219,9 @@ impl Accounts {
                 token: token.reveal(),
                 expires_in: stores.sessions.ttl().as_secs(),
             },
-            Credential::AccessToken { text, exp } => Refreshed {
+            Credential::AccessToken { text, claims } => Refreshed {
                 token: text,
-                expires_in: (exp - now()).max(0) as u64,
+                expires_in: (claims.exp - now()).max(0) as u64,
             },
         })
     }
