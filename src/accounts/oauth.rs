@@ -38,11 +38,13 @@ impl Accounts {
     /// same answer for an unknown client and a wrong secret.
     pub fn check_client(&self, auth: Option<&ClientAuth>) -> Result<()> {
         let refuse = || {
-            Error::new(
+            let mut e = Error::new(
                 Code::InvalidClient,
                 "Client authentication failed: send a configured client's id and secret \
                  (WXLOGIN_CLIENTS) with HTTP Basic or as client_id and client_secret.",
-            )
+            );
+            e.challenge = Some("Basic realm=\"wxlogin\"");
+            e
         };
         let auth = auth.ok_or_else(refuse)?;
         let presented = auth.secret.expose_secret().as_bytes();

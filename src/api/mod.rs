@@ -332,11 +332,7 @@ fn error_response(error: &Error, request_id: &str, oauth: bool) -> Response {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
-    let challenge = match error.code {
-        Code::InvalidClient => Some("Basic realm=\"wxlogin\""),
-        _ => error.challenge,
-    };
-    if let Some(challenge) = challenge {
+    if let Some(challenge) = error.challenge {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static(challenge),

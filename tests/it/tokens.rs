@@ -207,6 +207,7 @@ async fn introspection_and_revocation_are_for_configured_clients() {
         let r = form(&app, "/oauth2/introspect", basic, &[("token", token)]).await;
         assert_eq!(r.status, 401, "{}", r.text);
         assert_eq!(r.body["error"], "invalid_client", "{}", r.text);
+        assert_eq!(r.headers["www-authenticate"], "Basic realm=\"wxlogin\"");
         assert!(r.body.get("code").is_none());
     }
     // client_secret_post works as Basic does.
