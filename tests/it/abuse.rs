@@ -15,16 +15,7 @@ async fn login_from(app: &TestApp, forwarded_for: Option<&str>) -> Reply {
     if let Some(ip) = forwarded_for {
         req = req.header("x-forwarded-for", ip);
     }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or_default(),
-        text,
-        headers,
-    }
+    read_reply(req.send().await.unwrap()).await
 }
 
 #[tokio::test]

@@ -157,6 +157,19 @@ pub async fn start(config: config::Config, emu_url: String) -> TestApp {
     }
 }
 
+/// A response as the tests read it: status, headers, text and the JSON body (Null where none).
+pub async fn read_reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+        headers,
+    }
+}
+
 pub struct Reply {
     pub status: u16,
     pub body: Value,
@@ -180,18 +193,9 @@ impl TestApp {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("server answers");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        RESPONSES.lock().unwrap().push(text.clone());
-        Reply {
-            status,
-            body,
-            text,
-            headers,
-        }
+        let reply = read_reply(req.send().await.expect("server answers")).await;
+        RESPONSES.lock().unwrap().push(reply.text.clone());
+        reply
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {

@@ -49,16 +49,7 @@ async fn form(
     if let Some((id, secret)) = basic {
         req = req.basic_auth(id, Some(secret));
     }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-        headers,
-    }
+    read_reply(req.send().await.unwrap()).await
 }
 
 async fn introspect(app: &TestApp, token: &str) -> Value {
