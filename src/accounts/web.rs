@@ -8,9 +8,23 @@ use url::Url;
 use super::identity::Resolution;
 use super::{Accounts, SignedIn};
 use crate::config::AppCredentials;
-use crate::domain::{Identity, Session, Shaped, Token, WebProvider, WxCode};
+use crate::domain::{
+    CodeChallenge, CodeVerifier, Identity, Session, Shaped, Token, WebProvider, WxCode,
+};
 use crate::error::{Code, Error, Result};
 use crate::store::tickets::{PendingWeb, WebTicket, WebTokens};
+
+/// The longest `redirectUri` taken, in bytes.
+const MAX_REDIRECT_URI: usize = 2048;
+
+/// Whether `url` is the allow-list's `entry`: the same scheme, host, port and path; the query
+/// of either is ignored.
+fn same_redirect(entry: &Url, url: &Url) -> bool {
+    entry.scheme() == url.scheme()
+        && entry.host() == url.host()
+        && entry.port_or_known_default() == url.port_or_known_default()
+        && entry.path() == url.path()
+}
 
 /// `redirect` with `fragment` in place of any fragment it had.
 fn with_fragment(redirect: &str, fragment: &str) -> Result<Url> {
@@ -35,19 +49,32 @@ impl Accounts {
         })
     }
 
-    /// Whether browsers may be sent back to `redirect_uri`: its origin must be on the allow-list.
+    /// Whether browsers may be sent back to `redirect_uri`: it must be one of the allow-list's
+    /// redirect URIs, scheme, host, port and path alike; only its query may differ.
     fn allowed_redirect(&self, redirect_uri: &str) -> Result<Url> {
         let refuse = || {
             Error::invalid(
-                "redirectUri is not on this server's allow-list (WXLOGIN_REDIRECT_ALLOWLIST).",
+                "redirectUri is not one of this server's redirect URIs \
+                 (WXLOGIN_REDIRECT_ALLOWLIST): scheme, host, port and path must match exactly.",
             )
         };
+        if redirect_uri.len() > MAX_REDIRECT_URI {
+            return Err(Error::invalid(format!(
+                "redirectUri is longer than {MAX_REDIRECT_URI} bytes."
+            )));
+        }
         let url = Url::parse(redirect_uri).map_err(|_| refuse())?;
         let plain = matches!(url.scheme(), "http" | "https")
             && url.username().is_empty()
-            && url.password().is_none();
-        let allowlist = &self.inner.login.redirect_allowlist;
-        if plain && allowlist.iter().any(|a| a.origin() == url.origin()) {
+            && url.password().is_none()
+            && url.fragment().is_none();
+        let listed = self
+            .inner
+            .login
+            .redirect_allowlist
+            .iter()
+            .any(|entry| same_redirect(entry, &url));
+        if plain && listed {
             Ok(url)
         } else {
             Err(refuse())
@@ -60,8 +87,17 @@ impl Accounts {
         provider: WebProvider,
         redirect_uri: &str,
         scope: Option<&str>,
+        code_challenge: Option<&str>,
     ) -> Result<Url> {
         let app = self.web_app(provider)?;
+        let code_challenge = code_challenge
+            .map(|c| CodeChallenge::parse(c.to_string()))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "codeChallenge is required: base64url(SHA-256(codeVerifier)) of a random \
+                     codeVerifier that the page keeps for auth/ticket (PKCE S256).",
+                )
+            })??;
         let scope = match (provider, scope) {
             (WebProvider::Website, None | Some("snsapi_login")) => "snsapi_login",
             (WebProvider::OfficialAccount, None | Some("snsapi_userinfo")) => "snsapi_userinfo",
@@ -79,6 +115,7 @@ impl Accounts {
             provider,
             redirect_uri: redirect.to_string(),
             scope: scope.into(),
+            code_challenge: code_challenge.into(),
         };
         self.inner
             .stores
@@ -181,6 +218,7 @@ impl Accounts {
             appid: app.appid,
             openid: token.openid,
             is_new_user,
+            code_challenge: pending.code_challenge.clone(),
         };
         tickets.put_web_ticket(&ticket, &record).await?;
         tracing::info!(
@@ -192,8 +230,10 @@ impl Accounts {
         with_fragment(&pending.redirect_uri, &format!("ticket={ticket}"))
     }
 
-    /// `auth/ticket`: a web sign-in's ticket becomes a session, once, within 60 seconds.
-    pub async fn redeem_ticket(&self, ticket: &str) -> Result<SignedIn> {
+    /// `auth/ticket`: a web sign-in's ticket becomes a session, once, within 60 seconds, for
+    /// the page that holds the verifier of the sign-in's challenge. A wrong or missing verifier
+    /// burns the ticket too: a ticket sent to someone else signs nobody in.
+    pub async fn redeem_ticket(&self, ticket: &str, verifier: Option<&str>) -> Result<SignedIn> {
         let bad = || {
             Error::new(
                 Code::Unauthenticated,
@@ -210,6 +250,22 @@ impl Accounts {
             .take_web_ticket(ticket)
             .await?
             .ok_or_else(bad)?;
+        let verifier = verifier.map(|v| CodeVerifier::parse(v.to_string()));
+        let answers = match (verifier, CodeChallenge::parse(t.code_challenge)) {
+            (Some(Ok(verifier)), Ok(challenge)) => verifier.answers(&challenge),
+            _ => false,
+        };
+        if !answers {
+            tracing::warn!(
+                user_id = %t.user_id,
+                event = "ticket_verifier_mismatch",
+                "a web sign-in's ticket came without its verifier, and is burnt"
+            );
+            return Err(Error::invalid(
+                "codeVerifier is missing or is not the one of this sign-in's codeChallenge; \
+                 the ticket is used up: start the sign-in again.",
+            ));
+        }
         let session = Session::web(&t.user_id, &t.appid, &t.openid);
         self.start_session_by_id(&t.user_id, t.is_new_user, session)
             .await
@@ -224,5 +280,17 @@ mod tests {
     fn the_fragment_is_replaced_not_appended() {
         let u = with_fragment("https://example.com/a?b=1#old", "ticket=x").unwrap();
         assert_eq!(u.as_str(), "https://example.com/a?b=1#ticket=x");
+    }
+
+    #[test]
+    fn redirects_match_by_path_and_ignore_the_query() {
+        let entry = Url::parse("https://shop.example.com/signed-in").unwrap();
+        let same = |u: &str| same_redirect(&entry, &Url::parse(u).unwrap());
+        assert!(same("https://shop.example.com/signed-in?x=1"));
+        assert!(same("https://SHOP.example.com:443/signed-in"));
+        assert!(!same("https://shop.example.com/signed-in/"));
+        assert!(!same("https://shop.example.com/open-redirect?to=evil"));
+        assert!(!same("https://shop.example.com/"));
+        assert!(!same("http://shop.example.com/signed-in"));
     }
 }

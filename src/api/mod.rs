@@ -173,7 +173,9 @@ const NO_STORE: [&str; 11] = [
 
 /// Whether a path is one of the sign-in routes that the per-IP limit guards.
 fn rate_limited_path(path: &str) -> bool {
-    path.starts_with("/api/v1/auth/") || path.starts_with("/api/v1/accounts")
+    path.starts_with("/api/v1/auth/")
+        || path.starts_with("/api/v1/accounts")
+        || (path.starts_with("/api/v1/oauth/") && path.ends_with("/authorize"))
 }
 
 /// Request id, per-IP limit, body limit, error bodies, log line and metrics for every request.

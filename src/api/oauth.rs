@@ -11,7 +11,7 @@ use super::Tag;
 use crate::accounts::Accounts;
 use crate::domain::WebProvider;
 
-error_set!(AuthorizeErrors: InvalidRequest, ServiceUnavailable);
+error_set!(AuthorizeErrors: InvalidRequest, RateLimited, ServiceUnavailable);
 error_set!(CallbackErrors:
     InvalidRequest, WechatCodeInvalid, WechatRateLimited, WechatUnavailable, WechatError, Conflict,
     ServiceUnavailable
@@ -67,17 +67,22 @@ pub enum Redirect {
 
 /// `POST /api/v1/auth/ticket`.
 #[derive(Object)]
-#[oai(example)]
+#[oai(example, rename_all = "camelCase")]
 pub struct TicketRequest {
     /// The `ticket` of the redirect's `#ticket=` fragment.
     #[oai(validator(min_length = 1, max_length = 64))]
     pub ticket: String,
+    /// The PKCE verifier whose S256 challenge the page sent to `authorize` (43 to 128 of
+    /// `A-Z a-z 0-9 - . _ ~`). Wrong or missing: 400 `invalid_request`, and the ticket is used
+    /// up.
+    pub code_verifier: Option<String>,
 }
 
 impl poem_openapi::types::Example for TicketRequest {
     fn example() -> Self {
         TicketRequest {
             ticket: "5d0e4a3b-2c1f-4e8d-9b7a-6f5e4d3c2b1a".into(),
+            code_verifier: Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into()),
         }
     }
 }
@@ -90,8 +95,11 @@ impl OauthApi {
     ///
     /// Redirects the browser to WeChat: the QR page (`website`, scope `snsapi_login`) or the
     /// Official Account consent page (`official_account`, scope `snsapi_userinfo`, or
-    /// `snsapi_base` with `?scope=snsapi_base`). `redirectUri` must be on the allow-list; it is
-    /// where the browser comes back, with `#ticket=...` or `#error=...`.
+    /// `snsapi_base` with `?scope=snsapi_base`). `redirectUri` must be one of the allow-list's
+    /// redirect URIs (only its query may differ); it is where the browser comes back, with
+    /// `#ticket=...` or `#error=...`. `codeChallenge` binds the sign-in to the page: only the
+    /// page that holds its `codeVerifier` can redeem the ticket (PKCE S256). Under the per-IP
+    /// limit.
     #[oai(
         path = "/oauth/:provider/authorize",
         method = "get",
@@ -102,9 +110,14 @@ impl OauthApi {
         accounts: Data<&Accounts>,
         /// `website` or `official_account`.
         provider: Path<ProviderParam>,
-        /// Where the browser returns; its origin must be on WXLOGIN_REDIRECT_ALLOWLIST.
+        /// Where the browser returns: one of WXLOGIN_REDIRECT_ALLOWLIST's URIs, at most 2,048
+        /// bytes.
         #[oai(name = "redirectUri")]
         redirect_uri: Query<String>,
+        /// base64url (no padding) of SHA-256 of the page's random `codeVerifier` (43
+        /// characters).
+        #[oai(name = "codeChallenge")]
+        code_challenge: Query<Option<String>>,
         /// `snsapi_base` for a silent Official Account sign-in (openid only).
         scope: Query<Option<ScopeParam>>,
     ) -> Reply<Redirect, AuthorizeErrors> {
@@ -113,6 +126,7 @@ impl OauthApi {
                 provider.0.into(),
                 &redirect_uri.0,
                 scope.0.map(ScopeParam::as_str),
+                code_challenge.0.as_deref(),
             )
             .await?;
         Ok(Redirect::Found(url.into()))
@@ -144,14 +158,18 @@ impl OauthApi {
 
     /// Swap a web sign-in's ticket for a session
     ///
-    /// A ticket works once, within 60 seconds of the redirect.
+    /// A ticket works once, within 60 seconds of the redirect, with the `codeVerifier` of the
+    /// sign-in's `codeChallenge`.
     #[oai(path = "/auth/ticket", method = "post", operation_id = "redeemTicket")]
     async fn ticket(
         &self,
         accounts: Data<&Accounts>,
         body: Json<TicketRequest>,
     ) -> Reply<LoginOk, TicketErrors> {
-        let signed_in = accounts.redeem_ticket(&body.0.ticket).await?;
+        let body = body.0;
+        let signed_in = accounts
+            .redeem_ticket(&body.ticket, body.code_verifier.as_deref())
+            .await?;
         Ok(LoginOk::Ok(Json(signed_in.into())))
     }
 }

@@ -69,7 +69,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     config.wechat.api_base = Url::parse(&emulator_url)?;
     config.wechat.open_base = Url::parse(&emulator_url)?;
     config.server.public_url = Url::parse(&server_url)?;
-    config.login.redirect_allowlist = vec![Url::parse(&server_url)?];
+    config.login.redirect_allowlist = vec![Url::parse(&format!("{server_url}/demo/"))?];
     config.login.policy = args.login_policy;
     config.login.rate_limit_per_minute = args.rate_limit_per_minute;
     config.apps.miniprograms = vec![app_of(DEMO_MINIPROGRAM_APPID, &mp)];

@@ -416,7 +416,8 @@ pub struct LoginArgs {
     #[arg(long, env = "WXLOGIN_SESSION_TTL", default_value_t = DEFAULT_SESSION_TTL)]
     pub session_ttl: u64,
 
-    /// Comma-separated origins that web sign-in may return to.
+    /// Comma-separated redirect URIs that web sign-in may return to, each with its path
+    /// (`https://shop.example.com/signed-in`; `https://shop.example.com/` for the root page).
     #[arg(long, env = "WXLOGIN_REDIRECT_ALLOWLIST", value_delimiter = ',')]
     pub redirect_allowlist: Vec<String>,
 
@@ -439,22 +440,39 @@ pub struct Login {
     pub rate_limit_per_minute: u32,
 }
 
+/// An entry of `WXLOGIN_REDIRECT_ALLOWLIST`: a whole http(s) redirect URI, path included, so
+/// that an open redirect elsewhere on the same site cannot carry a ticket away.
+fn redirect_uri(entry: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(entry)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| {
+            invalid(format!(
+                "WXLOGIN_REDIRECT_ALLOWLIST: `{entry}` is not an http(s) redirect URI"
+            ))
+        })?;
+    // The parser turns `https://a.example` into `https://a.example/`: look at what was written.
+    let after_host = entry.split_once("://").map_or("", |(_, rest)| rest);
+    let has_path = after_host
+        .split(['?', '#'])
+        .next()
+        .is_some_and(|authority_and_path| authority_and_path.contains('/'));
+    if !has_path {
+        return Err(invalid(format!(
+            "WXLOGIN_REDIRECT_ALLOWLIST: `{entry}` has no path; redirect URIs are matched \
+             exactly, so name the page (`{entry}/signed-in`, or `{entry}/` for the root page)"
+        )));
+    }
+    Ok(url)
+}
+
 impl LoginArgs {
     pub fn resolve(self) -> Result<Login, ConfigError> {
         if self.session_ttl < 60 {
             return Err(invalid("WXLOGIN_SESSION_TTL must be at least 60 seconds"));
         }
         let redirect_allowlist = entries(&self.redirect_allowlist)
-            .map(|s| {
-                Url::parse(s)
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                    .ok_or_else(|| {
-                        invalid(format!(
-                            "WXLOGIN_REDIRECT_ALLOWLIST: `{s}` is not an http(s) origin"
-                        ))
-                    })
-            })
+            .map(redirect_uri)
             .collect::<Result<_, _>>()?;
         Ok(Login {
             policy: self.login_policy,

@@ -109,6 +109,21 @@ fn malformed_values_are_refused_by_name() {
         .unwrap()
         .to_string()
         .contains("WXLOGIN_REDIRECT_ALLOWLIST"));
+    // A site is not a redirect URI: its page must be named.
+    for origin in ["https://shop.example.com", "https://shop.example.com?x=1"] {
+        let refused = resolve(&["--redirect-allowlist", origin]).err().unwrap();
+        assert!(
+            refused.to_string().contains("WXLOGIN_REDIRECT_ALLOWLIST"),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("no path"), "{refused}");
+    }
+    for page in [
+        "https://shop.example.com/",
+        "https://shop.example.com/signed-in?x=1",
+    ] {
+        assert!(resolve(&["--redirect-allowlist", page]).is_ok(), "{page}");
+    }
     assert!(resolve(&["--database-url", "mysql://x"])
         .err()
         .unwrap()

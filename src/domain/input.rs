@@ -141,6 +141,32 @@ shaped!(
     }
 );
 
+shaped!(
+    /// PKCE's S256 `code_challenge`: base64url (no padding) of a SHA-256, 43 characters.
+    CodeChallenge {
+        min: 43, max: 43, pattern: r"^[A-Za-z0-9_-]+$", what: "codeChallenge",
+        fits: |v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)),
+    }
+);
+shaped!(
+    /// PKCE's `code_verifier`: 43 to 128 of `A-Z a-z 0-9 - . _ ~`, kept by the page.
+    CodeVerifier {
+        min: 43, max: 128, pattern: r"^[A-Za-z0-9._~-]+$", what: "codeVerifier",
+        fits: |v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
+    }
+);
+
+impl CodeVerifier {
+    /// Whether this verifier is the one `challenge` was made from (S256), in constant time.
+    pub fn answers(&self, challenge: &CodeChallenge) -> bool {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let made = URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes()));
+        made.as_bytes().ct_eq(challenge.0.as_bytes()).into()
+    }
+}
+
 /// A nickname: 1 to 64 characters, not all white space.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Nickname(String);
@@ -265,6 +291,20 @@ mod tests {
         assert!(Password::parse("x".repeat(129)).is_err());
         assert!(
             !format!("{:?}", Password::parse("hunter2hunter2".into()).unwrap()).contains("hunter2")
+        );
+    }
+
+    #[test]
+    fn a_verifier_answers_its_own_challenge_only() {
+        // RFC 7636, appendix B.
+        let verifier = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into());
+        let challenge = CodeChallenge::parse("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into());
+        assert!(verifier.clone().unwrap().answers(&challenge.unwrap()));
+        let other = CodeChallenge::parse("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN".into());
+        assert!(!verifier.unwrap().answers(&other.unwrap()));
+        assert!(CodeVerifier::parse("short".into()).is_err());
+        assert!(
+            CodeChallenge::parse("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM".into()).is_err()
         );
     }
 

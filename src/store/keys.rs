@@ -9,8 +9,8 @@
 //! | `uc:i:` hash of appid, openid | the same, by identity | as above |
 //! | `login:` hash of appid, code | a code's answer, for retries (sealed) | `LOGIN_REPLAY` |
 //! | `bind:` hash of ticket | a login waiting for its account (sealed) | `BIND_TICKET` |
-//! | `oauth:` hash of state | a web sign-in at WeChat | `WEB_STATE` |
-//! | `ticket:` hash of ticket | a web sign-in's ticket | `WEB_TICKET` |
+//! | `oauth:` hash of state | a web sign-in at WeChat (sealed) | `WEB_STATE` |
+//! | `ticket:` hash of ticket | a web sign-in's ticket (sealed) | `WEB_TICKET` |
 //! | `webtok:` hash of appid, openid | WeChat's web tokens (sealed) | `WEB_TOKENS` |
 //! | `wxtoken:` appid | an app's access_token (sealed) | WeChat's expiry less a minute |
 //! | `wxtoken-lock:` appid | one node is fetching it | `WECHAT_TOKEN_LOCK` |

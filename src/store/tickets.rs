@@ -24,6 +24,8 @@ pub struct PendingWeb {
     pub provider: WebProvider,
     pub redirect_uri: String,
     pub scope: String,
+    /// The page's PKCE challenge: only the page that holds its verifier redeems the ticket.
+    pub code_challenge: String,
 }
 
 /// What a web sign-in's ticket stands for.
@@ -33,6 +35,8 @@ pub struct WebTicket {
     pub appid: String,
     pub openid: String,
     pub is_new_user: bool,
+    /// The challenge of the state it came from.
+    pub code_challenge: String,
 }
 
 /// WeChat's web tokens of an identity, kept server-side.
@@ -86,26 +90,32 @@ impl Tickets {
         Ok(parse(self.open(&key, self.kv.take(&key).await?)))
     }
 
-    /// Keeps a web sign-in's `state` while the browser is at WeChat.
+    /// Keeps a web sign-in's `state` while the browser is at WeChat (sealed: whoever could
+    /// write one could choose where a sign-in returns).
     pub async fn put_web_state(&self, state: &str, pending: &PendingWeb) -> Result<()> {
         let key = keys::web_state(state);
-        self.kv.set(&key, &json(pending), keys::WEB_STATE).await
+        let sealed = self.sealer.seal(&key, &json(pending));
+        self.kv.set(&key, &sealed, keys::WEB_STATE).await
     }
 
     /// Takes a `state`: WeChat's callback uses it once.
     pub async fn take_web_state(&self, state: &str) -> Result<Option<PendingWeb>> {
-        Ok(parse(self.kv.take(&keys::web_state(state)).await?))
+        let key = keys::web_state(state);
+        Ok(parse(self.open(&key, self.kv.take(&key).await?)))
     }
 
-    /// Keeps a web sign-in's ticket for the page to redeem.
+    /// Keeps a web sign-in's ticket for the page to redeem (sealed: whoever could write one
+    /// could mint a session).
     pub async fn put_web_ticket(&self, ticket: &str, record: &WebTicket) -> Result<()> {
         let key = keys::web_ticket(ticket);
-        self.kv.set(&key, &json(record), keys::WEB_TICKET).await
+        let sealed = self.sealer.seal(&key, &json(record));
+        self.kv.set(&key, &sealed, keys::WEB_TICKET).await
     }
 
     /// Takes a web sign-in's ticket.
     pub async fn take_web_ticket(&self, ticket: &str) -> Result<Option<WebTicket>> {
-        Ok(parse(self.kv.take(&keys::web_ticket(ticket)).await?))
+        let key = keys::web_ticket(ticket);
+        Ok(parse(self.open(&key, self.kv.take(&key).await?)))
     }
 
     /// Keeps WeChat's web tokens of an identity (sealed).

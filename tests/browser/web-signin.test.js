@@ -61,4 +61,29 @@ test('website QR login and Official Account pages sign in the mini program user'
     await page.locator('#signed-out').waitFor({ state: 'visible' });
     assert.equal(await page.textContent('#error'), 'You refused the sign-in in WeChat.');
   });
+
+  await t.test('a ticket link sent to someone else signs nobody in (login CSRF)', async () => {
+    // The attacker signs in as themselves with their own tools, and keeps the callback's
+    // redirect (the ticket link) instead of following it.
+    const challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+    const start = await fetch(demo.server + '/api/v1/oauth/website/authorize?redirectUri=' +
+      encodeURIComponent(demo.server + '/demo/') + '&codeChallenge=' + challenge, { redirect: 'manual' });
+    assert.equal(start.status, 302);
+    const state = new URL(start.headers.get('location')).searchParams.get('state');
+    const code = (await post(demo.emulator + '/__emulator/oauth-code',
+      { appid: 'wx2000000000000002', user: 'mallory', scope: 'snsapi_login' })).body.code;
+    const back = await fetch(demo.server + '/api/v1/oauth/website/callback?code=' + code +
+      '&state=' + state, { redirect: 'manual' });
+    const ticketUrl = back.headers.get('location');
+    assert.match(ticketUrl || '', /\/demo\/#ticket=/);
+
+    // The victim opens the link: the page has no verifier for it, the server refuses the ticket.
+    const victimContext = await browser.newContext();
+    t.after(() => victimContext.close());
+    const victim = await victimContext.newPage();
+    await victim.goto(ticketUrl);
+    await victim.locator('#signed-out').waitFor({ state: 'visible' });
+    assert.match(await victim.textContent('#error'), /codeVerifier/);
+    assert.equal(await victim.evaluate(() => sessionStorage.getItem('wxlogin.token')), null);
+  });
 });

@@ -8,6 +8,9 @@ use crate::helpers::*;
 const WEBSITE: &str = "wx2000000000000002";
 const OA: &str = "wx3000000000000003";
 const SHOP: &str = "https://shop.example.com/signed-in?x=1";
+/// The PKCE pair of RFC 7636's appendix B: the page keeps the verifier, sends the challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 async fn web_app() -> TestApp {
     spawn_with(Db::Postgres, Kv::Redis, |c| {
@@ -19,7 +22,10 @@ async fn web_app() -> TestApp {
             appid: OA.into(),
             secret: "oa-secret-0000003".into(),
         });
-        c.login.redirect_allowlist = vec![url::Url::parse("https://shop.example.com").unwrap()];
+        c.login.redirect_allowlist = vec![
+            url::Url::parse("https://shop.example.com/signed-in").unwrap(),
+            url::Url::parse("https://shop.example.com/").unwrap(),
+        ];
         c.wechat.open_base = c.wechat.api_base.clone();
         c.server.public_url = url::Url::parse("https://login.example.com").unwrap();
     })
@@ -54,7 +60,7 @@ impl TestApp {
         scope: Option<&str>,
     ) -> (url::Url, String) {
         let mut path = format!(
-            "/api/v1/oauth/{provider}/authorize?redirectUri={}",
+            "/api/v1/oauth/{provider}/authorize?redirectUri={}&codeChallenge={CHALLENGE}",
             urlencode(redirect)
         );
         if let Some(s) = scope {
@@ -112,11 +118,27 @@ impl TestApp {
             .strip_prefix("ticket=")
             .unwrap()
             .to_string();
-        let r = self
-            .post("/api/v1/auth/ticket", None, json!({"ticket": ticket}))
-            .await;
+        let r = self.redeem(&ticket, Some(VERIFIER)).await;
         assert_eq!(r.status, 200, "{}", r.text);
         r.body
+    }
+
+    async fn redeem(&self, ticket: &str, verifier: Option<&str>) -> Reply {
+        let body = match verifier {
+            Some(v) => json!({"ticket": ticket, "codeVerifier": v}),
+            None => json!({"ticket": ticket}),
+        };
+        self.post("/api/v1/auth/ticket", None, body).await
+    }
+
+    /// A callback's ticket, from its Location.
+    async fn ticket_for(&self, user: &str) -> String {
+        let (_, state) = self.authorize("website", SHOP, None).await;
+        let code = self.web_code(WEBSITE, user, "snsapi_login").await;
+        let r = self.callback("website", Some(&code), &state).await;
+        assert_eq!(r.status, 302, "{}", r.text);
+        let location = r.headers["location"].to_str().unwrap();
+        location.split("#ticket=").nth(1).unwrap().to_string()
     }
 }
 
@@ -153,6 +175,11 @@ async fn authorize_redirects_to_wechat_with_a_state() {
 async fn no_open_redirect() {
     let app = web_app().await;
     for bad in [
+        // The same site, another page: an open redirect there would carry the ticket away.
+        "https://shop.example.com/open-redirect?to=https://evil.example.com/",
+        "https://shop.example.com/signed-in/",
+        "https://shop.example.com/signed-in#x",
+        "https://shop.example.com/signed-in/../open-redirect",
         "https://evil.example.com/",
         "https://shop.example.com.evil.com/",
         "http://shop.example.com/",
@@ -164,17 +191,38 @@ async fn no_open_redirect() {
     ] {
         let r = app
             .get_page(&format!(
-                "/api/v1/oauth/website/authorize?redirectUri={}",
+                "/api/v1/oauth/website/authorize?redirectUri={}&codeChallenge={CHALLENGE}",
                 urlencode(bad)
             ))
             .await;
         assert_error(&r, 400, "invalid_request");
+        assert!(
+            r.body["message"].as_str().unwrap().contains("redirectUri"),
+            "{bad}"
+        );
     }
     assert_error(
         &app.get_page("/api/v1/oauth/website/authorize").await,
         400,
         "invalid_request",
     );
+    // At most 2,048 bytes, query included.
+    let long = format!("{SHOP}&pad={}", "a".repeat(2048 - SHOP.len() - 5 + 1));
+    assert_eq!(long.len(), 2049);
+    let r = app
+        .get_page(&format!(
+            "/api/v1/oauth/website/authorize?redirectUri={}&codeChallenge={CHALLENGE}",
+            urlencode(&long)
+        ))
+        .await;
+    assert_error(&r, 400, "invalid_request");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("2048"),
+        "{}",
+        r.text
+    );
+    let (back, _) = app.authorize("website", &long[..2048], None).await;
+    assert_eq!(back.path(), "/connect/qrconnect");
     let r = app
         .get_page(&format!(
             "/api/v1/oauth/github/authorize?redirectUri={}",
@@ -267,21 +315,14 @@ async fn states_and_tickets_work_once() {
         "invalid_request",
     );
 
-    assert_eq!(
-        app.post("/api/v1/auth/ticket", None, json!({"ticket": ticket}))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.redeem(&ticket, Some(VERIFIER)).await.status, 200);
     assert_error(
-        &app.post("/api/v1/auth/ticket", None, json!({"ticket": ticket}))
-            .await,
+        &app.redeem(&ticket, Some(VERIFIER)).await,
         401,
         "unauthenticated",
     );
     assert_error(
-        &app.post("/api/v1/auth/ticket", None, json!({"ticket": "made-up"}))
-            .await,
+        &app.redeem("made-up", Some(VERIFIER)).await,
         401,
         "unauthenticated",
     );
@@ -352,4 +393,70 @@ async fn refusal_and_wechats_code_errors() {
     let r = app.callback("website", Some(&code), &state).await;
     assert_error(&r, 401, "wechat_code_invalid");
     assert_eq!(r.body["wechat"]["errcode"], 40163);
+}
+
+#[tokio::test]
+async fn a_sign_in_is_bound_to_the_page_that_started_it() {
+    let app = web_app().await;
+    app.register_web_apps().await;
+    // No challenge, or a malformed one: no sign-in starts.
+    for query in [
+        "",
+        "&codeChallenge=short",
+        "&codeChallenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM",
+    ] {
+        let r = app
+            .get_page(&format!(
+                "/api/v1/oauth/website/authorize?redirectUri={}{query}",
+                urlencode(SHOP)
+            ))
+            .await;
+        assert_error(&r, 400, "invalid_request");
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("codeChallenge"),
+            "{query}"
+        );
+    }
+    // A ticket sent to someone else (no verifier, or their own): 400, and the ticket is burnt,
+    // so that the right page cannot be raced either.
+    let other = "x".repeat(43);
+    for wrong in [None, Some(other.as_str()), Some("short")] {
+        let ticket = app.ticket_for("mallory").await;
+        assert_error(&app.redeem(&ticket, wrong).await, 400, "invalid_request");
+        assert_error(
+            &app.redeem(&ticket, Some(VERIFIER)).await,
+            401,
+            "unauthenticated",
+        );
+    }
+    let ticket = app.ticket_for("mallory").await;
+    let r = app.redeem(&ticket, Some(VERIFIER)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn authorize_is_under_the_per_ip_limit() {
+    let app = spawn_with(Db::Sqlite, Kv::Memory, |c| {
+        c.apps.website = Some(wxlogin::config::AppCredentials {
+            appid: WEBSITE.into(),
+            secret: "website-secret-02".into(),
+        });
+        c.login.redirect_allowlist =
+            vec![url::Url::parse("https://shop.example.com/signed-in").unwrap()];
+        c.login.rate_limit_per_minute = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        app.authorize("website", SHOP, None).await;
+    }
+    let r = app
+        .get_page(&format!(
+            "/api/v1/oauth/website/authorize?redirectUri={}&codeChallenge={CHALLENGE}",
+            urlencode(SHOP)
+        ))
+        .await;
+    assert_error(&r, 429, "rate_limited");
 }
