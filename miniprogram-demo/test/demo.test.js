@@ -42,6 +42,23 @@ test('mini program flows against wxlogin demo', async (t) => {
     assert.deepEqual([...phone.storage.keys()], ['wxlogin.token']);
   });
 
+  await t.test('a login whose answer is lost is retried with the same code and key', async () => {
+    const calls = async () => (await (await fetch(demo.emulator + '/__emulator/calls')).json())['/sns/jscode2session'] || 0;
+    const before = await calls();
+    const phone = new Phone(demo, 'mp-lost');
+    phone.loseNextAnswerOf.add('/api/v1/auth/login');
+    const session = await phone.launch().ready;
+    assert.equal(session.isNewUser, true);
+    const logins = phone.requests.flatMap((r, i) => (r === 'POST /api/v1/auth/login' ? [phone.headers[i]] : []));
+    assert.equal(logins.length, 2, phone.requests.join('\n'));
+    assert.match(logins[0]['Idempotency-Key'], /^[0-9a-f]{32}$/);
+    assert.equal(logins[1]['Idempotency-Key'], logins[0]['Idempotency-Key']);
+    // The retry got the first answer: WeChat was asked once, and the token works.
+    assert.equal((await calls()) - before, 1);
+    const me = await fetch(demo.server + '/api/v1/me', { headers: { authorization: 'Bearer ' + phone.token() } });
+    assert.equal((await me.json()).id, session.user.id);
+  });
+
   await t.test('a second launch signs in silently with the stored token', async () => {
     const phone = new Phone(demo, 'mp-bob');
     await phone.launch().ready;

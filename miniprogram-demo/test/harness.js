@@ -103,6 +103,10 @@ class Phone {
     /** What wx.checkSession answers: false once WeChat's session_key changed under the client. */
     this.sessionValid = true;
     this.requests = [];
+    /** The headers of each request, in the order of `requests`. */
+    this.headers = [];
+    /** Paths whose next answer is lost on the way back (the server did answer). */
+    this.loseNextAnswerOf = new Set();
     this.navigations = [];
     this.toasts = [];
   }
@@ -112,7 +116,9 @@ class Phone {
     const phone = this;
     return {
       request({ url, method = 'GET', data, header = {}, success, fail }) {
-        phone.requests.push(`${method} ${url.replace(phone.demo.server, '')}`);
+        const path = url.replace(phone.demo.server, '');
+        phone.requests.push(`${method} ${path}`);
+        phone.headers.push(header);
         const init = { method, headers: header };
         if (data !== undefined && method !== 'GET') init.body = JSON.stringify(data);
         fetch(url, init)
@@ -122,6 +128,7 @@ class Phone {
             try {
               body = JSON.parse(text);
             } catch (_) {}
+            if (phone.loseNextAnswerOf.delete(path)) return fail({ errMsg: 'request:fail timeout' });
             success({ statusCode: r.status, data: body, header: Object.fromEntries(r.headers) });
           })
           .catch((e) => fail({ errMsg: 'request:fail ' + e.message }));
@@ -136,6 +143,9 @@ class Phone {
       },
       checkSession({ success, fail }) {
         setImmediate(() => (phone.sessionValid ? success({ errMsg: 'checkSession:ok' }) : fail({ errMsg: 'checkSession:fail' })));
+      },
+      getRandomValues({ length, success }) {
+        setImmediate(() => success({ randomValues: crypto.getRandomValues(new Uint8Array(length)).buffer }));
       },
       getStorageSync: (k) => (phone.storage.has(k) ? phone.storage.get(k) : ''),
       setStorageSync: (k, v) => phone.storage.set(k, v),

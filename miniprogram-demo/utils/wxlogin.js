@@ -1,6 +1,8 @@
 // wxlogin client for mini programs: copy this file (and config.js) into your own.
 //
-// - login(): wx.login + POST /api/v1/auth/login; the token is kept with wx.setStorageSync.
+// - login(): wx.login + POST /api/v1/auth/login; the token is kept with wx.setStorageSync. Each
+//   attempt sends its own Idempotency-Key, and a retry after a lost answer sends the same code
+//   with the same key, so that the server answers it again (to no one else).
 //   The WeChat session_key stays on the server; the token is all the client holds.
 // - ensureSession(): reuses the stored token; where wx.checkSession fails, sends a fresh code to
 //   /api/v1/auth/refresh so that the server's session_key matches the phone's again.
@@ -31,9 +33,9 @@ class WxLoginError extends Error {
   }
 }
 
-function send(url, { method = 'GET', data, token } = {}) {
+function send(url, { method = 'GET', data, token, headers } = {}) {
   return new Promise((resolve, reject) => {
-    const header = { 'content-type': 'application/json' };
+    const header = Object.assign({ 'content-type': 'application/json' }, headers);
     if (token) header.Authorization = 'Bearer ' + token;
     wx.request({
       url,
@@ -55,6 +57,18 @@ function wxLogin() {
       success: (res) => (res.code ? resolve(res.code) : reject(new WxLoginError(0, { code: 'wx_login_failed', message: res.errMsg }))),
       fail: (err) => reject(new WxLoginError(0, { code: 'wx_login_failed', message: err.errMsg })),
     });
+  });
+}
+
+/** 16 random bytes in hex: an Idempotency-Key (wx.getRandomValues where the base library has it). */
+function randomKey() {
+  const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return new Promise((resolve) => {
+    if (typeof wx.getRandomValues !== 'function') {
+      resolve(hex(Array.from({ length: 16 }, () => Math.floor(Math.random() * 256))));
+      return;
+    }
+    wx.getRandomValues({ length: 16, success: (res) => resolve(hex(new Uint8Array(res.randomValues))) });
   });
 }
 
@@ -95,7 +109,14 @@ async function login(credentials) {
     data.username = credentials.username;
     data.password = credentials.password;
   }
-  return keep(await server('/api/v1/auth/login', { method: 'POST', data }));
+  const options = { method: 'POST', data, headers: { 'Idempotency-Key': await randomKey() } };
+  try {
+    return keep(await server('/api/v1/auth/login', options));
+  } catch (err) {
+    // The answer was lost on the way (status 0): the same code and key get it again.
+    if (err.status !== 0) throw err;
+    return keep(await server('/api/v1/auth/login', options));
+  }
 }
 
 /** Finishes a login that answered binding_required, with the account's username and password. */

@@ -1,15 +1,18 @@
 //! Mini program login: a `wx.login` code becomes a session. The same code sent again within a
-//! minute (a network retry, a double tap) answers what its first call answered, without a
-//! second call to WeChat, which would say 40163.
+//! minute by the same caller (a network retry, with the same `Idempotency-Key`) answers what
+//! its first call answered, without a second call to WeChat, which would say 40163. Anyone
+//! else who sends the code gets WeChat's 40163 and no token.
 
 use std::time::Duration;
 
 use super::identity::Resolution;
 use super::{Accounts, SignedIn};
 use crate::config::AppCredentials;
-use crate::domain::{AppId, Credentials, Identity, Provider, Session, Token, WxCode};
+use crate::domain::{
+    AppId, Credentials, IdempotencyKey, Identity, Provider, Session, Token, WxCode,
+};
 use crate::error::{Code, Error, Result, CODE_USED};
-use crate::store::replays::{DoneAnswer, Replay, ReplayKey, Replays};
+use crate::store::replays::{DoneAnswer, Found, Replay, ReplayKey, Replays};
 use crate::wechat::{errcode, WechatError};
 
 /// How long a retry waits for the first call of the same code to finish.
@@ -21,6 +24,16 @@ pub struct LoginInput {
     pub appid: Option<AppId>,
     /// Binds a new WeChat user to this account.
     pub credentials: Option<Credentials>,
+    /// The caller's `Idempotency-Key`: one per login attempt, the same on its retries.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// WeChat's answer to a code used before, as a code sent by someone else gets it.
+fn code_been_used() -> Error {
+    Error::from(WechatError::Api(crate::error::WechatAnswer {
+        errcode: errcode::CODE_BEEN_USED,
+        errmsg: "code been used".into(),
+    }))
 }
 
 impl Accounts {
@@ -29,7 +42,8 @@ impl Accounts {
     pub async fn login(&self, input: LoginInput) -> Result<SignedIn> {
         let app = self.miniprogram(input.appid.as_deref())?.clone();
         let replays = &self.inner.stores.replays;
-        let key = Replays::key(&app.appid, &input.code);
+        let caller = input.idempotency_key.as_ref().map(|k| k.as_str());
+        let key = Replays::key(&app.appid, &input.code, caller);
         if !replays.claim(&key).await? {
             return self.replay(&key).await;
         }
@@ -54,7 +68,7 @@ impl Accounts {
             }),
         };
         let stored = match record {
-            Some(r) => replays.record(&key, &r).await,
+            Some(r) => replays.record(&key, r).await,
             None => replays.release(&key).await,
         };
         if let Err(e) = stored {
@@ -67,7 +81,12 @@ impl Accounts {
     async fn replay(&self, key: &ReplayKey) -> Result<SignedIn> {
         let deadline = tokio::time::Instant::now() + REPLAY_WAIT;
         loop {
-            match self.inner.stores.replays.read(key).await? {
+            let replay = match self.inner.stores.replays.read(key).await? {
+                Found::Mine(replay) => Some(replay),
+                Found::Another => return Err(code_been_used()),
+                Found::Nothing => None,
+            };
+            match replay {
                 Some(Replay::Pending) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -79,10 +98,7 @@ impl Accounts {
                     let token = Token::parse(&token).ok_or_else(Error::unauthenticated)?;
                     let Some(read) = self.inner.stores.sessions.get(&token.id()).await? else {
                         // Logged out since: the code is spent, as WeChat would say.
-                        return Err(Error::from(WechatError::Api(crate::error::WechatAnswer {
-                            errcode: errcode::CODE_BEEN_USED,
-                            errmsg: "code been used".into(),
-                        })));
+                        return Err(code_been_used());
                     };
                     let user = self.user(&user_id).await?;
                     let access_token = self

@@ -1,7 +1,7 @@
 //! `/api/v1/auth/*`: mini program login, refresh and logout, binding, password sign-in.
 
 use poem::web::Data;
-use poem_openapi::{payload::Json, ApiResponse, OpenApi};
+use poem_openapi::{param::Header, payload::Json, ApiResponse, OpenApi};
 
 use super::errors::{error_set, Reply};
 use super::model::{
@@ -10,7 +10,7 @@ use super::model::{
 };
 use super::{BearerAuth, Tag};
 use crate::accounts::{Accounts, LoginInput};
-use crate::domain::Credentials;
+use crate::domain::{Credentials, IdempotencyKey, Shaped};
 
 error_set!(LoginErrors:
     InvalidRequest, WechatCodeInvalid, InvalidCredentials, WechatUserBlocked, BindingRequired,
@@ -66,20 +66,27 @@ impl AuthApi {
     /// Sign in with a wx.login code
     ///
     /// The server swaps the code at WeChat's `jscode2session`, finds or creates the user, keeps
-    /// the session_key and returns a token. The same code sent again within 60 seconds (a retry,
-    /// a double tap) answers what the first call answered, without a second call to WeChat.
+    /// the session_key and returns a token. The same code sent again within 60 seconds with the
+    /// same `Idempotency-Key` (a retry) answers what the first call answered, without a second
+    /// call to WeChat; the same code from anyone else is 401 `wechat_code_invalid` (40163).
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         accounts: Data<&Accounts>,
         body: Json<LoginRequest>,
+        /// A random string of 16 to 64 characters, one per login attempt and the same on its
+        /// retries: only the caller who sent it gets the code's answer again.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
     ) -> Reply<LoginOk, LoginErrors> {
         let Json(req) = body;
+        let idempotency_key = idempotency_key.0.map(IdempotencyKey::parse).transpose()?;
         let credentials = Credentials::pair(req.username.map(|u| u.0), req.password.map(|p| p.0))?;
         let input = LoginInput {
             code: req.code.0,
             appid: req.appid.map(|a| a.0),
             credentials,
+            idempotency_key,
         };
         Ok(LoginOk::Ok(Json(accounts.login(input).await?.into())))
     }

@@ -142,6 +142,13 @@ shaped!(
 );
 
 shaped!(
+    /// An `Idempotency-Key` header: a random string the client makes per attempt.
+    IdempotencyKey {
+        min: 16, max: 64, pattern: r"^[!-~]+$", what: "Idempotency-Key",
+        fits: |v| v.bytes().all(|b| b.is_ascii_graphic()),
+    }
+);
+shaped!(
     /// PKCE's S256 `code_challenge`: base64url (no padding) of a SHA-256, 43 characters.
     CodeChallenge {
         min: 43, max: 43, pattern: r"^[A-Za-z0-9_-]+$", what: "codeChallenge",

@@ -7,8 +7,8 @@ mod session;
 mod user;
 
 pub use input::{
-    AppId, CodeChallenge, CodeVerifier, Credentials, HttpUrl, InvalidInput, Nickname, Password,
-    Shaped, Username, WxCode,
+    AppId, CodeChallenge, CodeVerifier, Credentials, HttpUrl, IdempotencyKey, InvalidInput,
+    Nickname, Password, Shaped, Username, WxCode,
 };
 pub use session::{Session, SessionId, Token};
 pub use user::{

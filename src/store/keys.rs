@@ -97,6 +97,11 @@ pub fn login_replay(appid: &str, code: &str) -> String {
     hex_key("login", &[appid.as_bytes(), b"\0", code.as_bytes()])
 }
 
+/// What a login replay keeps of its caller's `Idempotency-Key`: a hash, not the key.
+pub fn caller_digest(idempotency_key: &str) -> String {
+    hex::encode(sha256(&[b"idempotency\0", idempotency_key.as_bytes()]))
+}
+
 /// A bind ticket.
 pub fn bind_ticket(ticket: &str) -> String {
     hex_key("bind", &[ticket.as_bytes()])

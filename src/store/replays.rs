@@ -1,8 +1,11 @@
 //! The login replay cache: what the first call of a `wx.login` code answered, kept a minute
 //! for its retries (a network retry, a double tap), so that a retry is answered without a
-//! second call to WeChat, which would say 40163. Sealed: an answer names a session.
+//! second call to WeChat, which would say 40163. Sealed: an answer names a session. Each
+//! record names its caller (a hash of the `Idempotency-Key` of the first call): only the same
+//! caller is answered.
 
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
 use super::{keys, kv::Kv, seal::Sealer, StoreError};
 use crate::error::WechatAnswer;
@@ -26,9 +29,30 @@ pub enum Replay {
     },
 }
 
-/// The record of one login code of one app.
+/// The record of one login code of one app, and the caller asking for it.
 #[derive(Clone, Debug)]
-pub struct ReplayKey(String);
+pub struct ReplayKey {
+    key: String,
+    /// The hash of the caller's `Idempotency-Key`, where it sent one.
+    caller: Option<String>,
+}
+
+/// A record as stored: the answer, and whose it is.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    caller: Option<String>,
+    answer: Replay,
+}
+
+/// What a caller finds under a code.
+pub enum Found {
+    /// Nothing: the code is not in use, or its window has passed.
+    Nothing,
+    /// The code was first sent by another caller (another key, or no key on either side).
+    Another,
+    /// This caller's own first answer.
+    Mine(Replay),
+}
 
 /// A successful login's answer, written with its session (`Sessions::create`).
 pub struct DoneAnswer {
@@ -49,38 +73,56 @@ impl Replays {
         Replays { kv, sealer }
     }
 
-    /// The record of a code of an app.
-    pub fn key(appid: &str, code: &str) -> ReplayKey {
-        ReplayKey(keys::login_replay(appid, code))
+    /// The record of a code of an app, for the caller of `idempotency_key`.
+    pub fn key(appid: &str, code: &str, idempotency_key: Option<&str>) -> ReplayKey {
+        ReplayKey {
+            key: keys::login_replay(appid, code),
+            caller: idempotency_key.map(keys::caller_digest),
+        }
     }
 
     /// The sealed bytes of a record, as stored.
-    pub(super) fn sealed(&self, key: &ReplayKey, replay: &Replay) -> (String, Vec<u8>) {
-        let bytes = serde_json::to_vec(replay).expect("a replay always serializes");
-        (key.0.clone(), self.sealer.seal(&key.0, &bytes))
+    pub(super) fn sealed(&self, key: &ReplayKey, replay: Replay) -> (String, Vec<u8>) {
+        let record = Record {
+            caller: key.caller.clone(),
+            answer: replay,
+        };
+        let bytes = serde_json::to_vec(&record).expect("a replay always serializes");
+        (key.key.clone(), self.sealer.seal(&key.key, &bytes))
     }
 
     /// Marks the code as in use: true for the first caller, who then answers it.
     pub async fn claim(&self, key: &ReplayKey) -> Result<bool> {
-        let (key, pending) = self.sealed(key, &Replay::Pending);
+        let (key, pending) = self.sealed(key, Replay::Pending);
         self.kv.set_nx(&key, &pending, keys::LOGIN_REPLAY).await
     }
 
-    /// What the first call answered (or `Pending`); None where nothing is kept.
-    pub async fn read(&self, key: &ReplayKey) -> Result<Option<Replay>> {
-        let bytes = self.kv.get(&key.0).await?;
-        let plain = bytes.and_then(|b| self.sealer.open(&key.0, &b));
-        Ok(plain.and_then(|p| serde_json::from_slice(&p).ok()))
+    /// What the first call answered (or `Pending`), where this caller made it.
+    pub async fn read(&self, key: &ReplayKey) -> Result<Found> {
+        let bytes = self.kv.get(&key.key).await?;
+        let plain = bytes.and_then(|b| self.sealer.open(&key.key, &b));
+        let Some(record) = plain.and_then(|p| serde_json::from_slice::<Record>(&p).ok()) else {
+            return Ok(Found::Nothing);
+        };
+        let same_caller = match (&record.caller, &key.caller) {
+            (Some(first), Some(this)) => first.as_bytes().ct_eq(this.as_bytes()).into(),
+            _ => false,
+        };
+        Ok(if same_caller {
+            Found::Mine(record.answer)
+        } else {
+            Found::Another
+        })
     }
 
     /// Keeps what the first call answered for the rest of the window.
-    pub async fn record(&self, key: &ReplayKey, replay: &Replay) -> Result<()> {
+    pub async fn record(&self, key: &ReplayKey, replay: Replay) -> Result<()> {
         let (key, sealed) = self.sealed(key, replay);
         self.kv.set(&key, &sealed, keys::LOGIN_REPLAY).await
     }
 
     /// Lets a retry try the code again (the first call got no answer).
     pub async fn release(&self, key: &ReplayKey) -> Result<()> {
-        self.kv.del(&key.0).await.map(drop)
+        self.kv.del(&key.key).await.map(drop)
     }
 }

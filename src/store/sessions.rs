@@ -243,7 +243,7 @@ impl Sessions {
                 user_id: done.user_id,
                 is_new_user: done.is_new_user,
             };
-            replays.sealed(&done.key, &record)
+            replays.sealed(&done.key, record)
         });
         let mut entries = vec![(key.as_str(), sealed.as_slice(), self.ttl)];
         if let Some((replay_key, bytes)) = &replay {

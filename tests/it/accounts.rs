@@ -170,11 +170,11 @@ async fn require_binding_answers_a_single_use_ticket() {
     let account = register(&app, "abby").await;
     let code = app.wx_login("abby-phone").await;
     let body = json!({"code": code, "appid": APPID});
-    let r = app.post("/api/v1/auth/login", None, body.clone()).await;
+    let r = app.login_attempt(&body, "abby-attempt-0001").await;
     assert_error(&r, 403, "binding_required");
     let ticket = r.body["bindTicket"].as_str().unwrap().to_string();
-    // A retry of the same code does not hand the ticket out again.
-    let again = app.post("/api/v1/auth/login", None, body).await;
+    // A retry of the same code, by the same caller, does not hand the ticket out again.
+    let again = app.login_attempt(&body, "abby-attempt-0001").await;
     assert_error(&again, 401, "wechat_code_invalid");
     assert!(again.body.get("bindTicket").is_none());
 

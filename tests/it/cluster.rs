@@ -16,11 +16,11 @@ async fn the_whole_flow_runs_on_a_redis_cluster_shared_by_two_nodes() {
     // Login on one node, the session on the other; the code replayed across nodes.
     let code = a.wx_login("cleo").await;
     let body = json!({"code": code, "appid": APPID});
-    let first = a.post("/api/v1/auth/login", None, body.clone()).await;
+    let first = a.login_attempt(&body, "cleo-attempt-0001").await;
     assert_eq!(first.status, 200, "{}", first.text);
     let token = first.body["token"].as_str().unwrap().to_string();
     assert_eq!(
-        b.post("/api/v1/auth/login", None, body).await.body["token"],
+        b.login_attempt(&body, "cleo-attempt-0001").await.body["token"],
         token.as_str()
     );
     assert_eq!(b.get("/api/v1/me", Some(&token)).await.status, 200);

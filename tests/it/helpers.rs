@@ -185,8 +185,23 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    /// A call with headers of its own.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method.parse().unwrap(), url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -200,6 +215,13 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
         self.call("POST", path, token, Some(body)).await
+    }
+
+    /// A login attempt of a caller: the body, with its `Idempotency-Key`.
+    pub async fn login_attempt(&self, body: &Value, idempotency_key: &str) -> Reply {
+        let key = [("idempotency-key", idempotency_key)];
+        self.call_with("POST", "/api/v1/auth/login", None, Some(body.clone()), &key)
+            .await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {

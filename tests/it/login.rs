@@ -47,17 +47,60 @@ async fn the_same_code_twice_answers_the_same_without_a_second_wechat_call() {
     let app = spawn_app().await;
     let code = app.wx_login("dave").await;
     let body = json!({"code": code, "appid": APPID});
-    let (a, b) = tokio::join!(
-        app.post("/api/v1/auth/login", None, body.clone()),
-        app.post("/api/v1/auth/login", None, body.clone())
-    );
+    let key = "attempt-0001-of-dave";
+    let (a, b) = tokio::join!(app.login_attempt(&body, key), app.login_attempt(&body, key));
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(b.status, 200, "{}", b.text);
     assert_eq!(a.body["token"], b.body["token"]);
-    let c = app.post("/api/v1/auth/login", None, body).await;
+    let c = app.login_attempt(&body, key).await;
     assert_eq!(c.body["token"], a.body["token"]);
     assert_eq!(c.body["isNewUser"], true);
     assert_eq!(app.calls("/sns/jscode2session").await, 1);
+}
+
+#[tokio::test]
+async fn a_replay_goes_only_to_the_caller_who_sent_the_code() {
+    let app = spawn_app().await;
+    // A code sent first with a key: anyone with another key, or none, gets WeChat's 40163.
+    let code = app.wx_login("fay").await;
+    let body = json!({"code": code, "appid": APPID});
+    let first = app.login_attempt(&body, "the-phone-of-fay-1").await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    for other in [
+        app.login_attempt(&body, "an-eavesdropper-01").await,
+        app.post("/api/v1/auth/login", None, body.clone()).await,
+    ] {
+        assert_error(&other, 401, "wechat_code_invalid");
+        assert_eq!(other.body["wechat"]["errcode"], 40163);
+        assert!(other.body.get("token").is_none());
+    }
+    // A code sent first without a key is answered to no one again.
+    let code = app.wx_login("fay").await;
+    let body = json!({"code": code, "appid": APPID});
+    assert_eq!(
+        app.post("/api/v1/auth/login", None, body.clone())
+            .await
+            .status,
+        200
+    );
+    for again in [
+        app.post("/api/v1/auth/login", None, body.clone()).await,
+        app.login_attempt(&body, "the-phone-of-fay-2").await,
+    ] {
+        assert_error(&again, 401, "wechat_code_invalid");
+        assert_eq!(again.body["wechat"]["errcode"], 40163);
+    }
+    // A key of the wrong length is refused before WeChat is asked.
+    let code = app.wx_login("fay").await;
+    let body = json!({"code": code, "appid": APPID});
+    for bad in ["short", &"k".repeat(65)] {
+        assert_error(&app.login_attempt(&body, bad).await, 400, "invalid_request");
+    }
+    assert_eq!(
+        app.login_attempt(&body, "the-phone-of-fay-3").await.status,
+        200
+    );
+    assert_eq!(app.calls("/sns/jscode2session").await, 3);
 }
 
 #[tokio::test]

@@ -28,8 +28,8 @@ async fn two_nodes_share_sessions_lockout_and_the_access_token() {
     let code = a.wx_login("otto").await;
     let body = json!({"code": code, "appid": APPID});
     let (x, y) = tokio::join!(
-        a.post("/api/v1/auth/login", None, body.clone()),
-        b.post("/api/v1/auth/login", None, body)
+        a.login_attempt(&body, "otto-attempt-0001"),
+        b.login_attempt(&body, "otto-attempt-0001")
     );
     assert_eq!(x.body["token"], y.body["token"]);
     assert_eq!(
