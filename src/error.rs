@@ -37,10 +37,12 @@ pub enum Code {
     PayloadTooLarge,
     /// Client authentication of `/oauth2/*` failed (RFC 6749 §5.2 `invalid_client`).
     InvalidClient,
+    /// A lasting change came without proof that the account's owner is there.
+    ReauthenticationRequired,
 }
 
 impl Code {
-    pub const ALL: [Code; 20] = [
+    pub const ALL: [Code; 21] = [
         Code::InvalidRequest,
         Code::WechatCodeInvalid,
         Code::WechatRateLimited,
@@ -61,6 +63,7 @@ impl Code {
         Code::MethodNotAllowed,
         Code::PayloadTooLarge,
         Code::InvalidClient,
+        Code::ReauthenticationRequired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +88,7 @@ impl Code {
             Code::MethodNotAllowed => "method_not_allowed",
             Code::PayloadTooLarge => "payload_too_large",
             Code::InvalidClient => "invalid_client",
+            Code::ReauthenticationRequired => "reauthentication_required",
         }
     }
 
@@ -98,7 +102,7 @@ impl Code {
             | Code::Unauthenticated
             | Code::InvalidCredentials
             | Code::InvalidClient => 401,
-            Code::WechatUserBlocked | Code::BindingRequired => 403,
+            Code::WechatUserBlocked | Code::BindingRequired | Code::ReauthenticationRequired => 403,
             Code::NotFound => 404,
             Code::MethodNotAllowed => 405,
             Code::Conflict => 409,
@@ -153,6 +157,10 @@ impl Code {
             Code::MethodNotAllowed => "the route exists, not with this method",
             Code::PayloadTooLarge => "the request body is larger than the server accepts",
             Code::InvalidClient => "the client's id or secret is missing or wrong",
+            Code::ReauthenticationRequired => {
+                "a lasting change needs proof of presence (a fresh wx.login `code`, or \
+                `currentPassword`), and none or a wrong one came; nothing changed"
+            }
         }
     }
 

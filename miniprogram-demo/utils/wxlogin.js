@@ -234,7 +234,17 @@ const MESSAGES = {
   conflict: 'That is already linked to another account.',
   rate_limited: 'Too many attempts. Wait a moment and try again.',
   service_unavailable: 'The service is busy. Try again in a moment.',
+  reauthentication_required: 'Please confirm it is you, then try again.',
 };
+
+/**
+ * Gives this WeChat-only account a username and password. A fresh wx.login code goes with them
+ * as proof that the phone's owner is here (a stolen token alone cannot set a password).
+ */
+async function setCredentials(username, password) {
+  const code = await wxLogin();
+  return call('/api/v1/me/credentials', { method: 'PUT', data: { username, password, code } });
+}
 
 function messageFor(err) {
   return MESSAGES[err && err.code] || 'Something went wrong. Please try again.';
@@ -243,6 +253,7 @@ function messageFor(err) {
 module.exports = {
   login,
   bind,
+  setCredentials,
   refresh,
   ensureSession,
   call,

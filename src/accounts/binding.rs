@@ -1,8 +1,10 @@
 //! Binding WeChat users and accounts: the bind ticket of `require_binding` (a login waiting
 //! for its account), giving a WeChat-only user a username and password, and unbinding.
 
+use super::presence::Proof;
+use super::sessions::Authenticated;
 use super::{Accounts, SignedIn};
-use crate::domain::{Credentials, Identity, Provider, Session, Token, Unbound, User};
+use crate::domain::{Credentials, Identity, Provider, Session, Token, Unbound, User, WxCode};
 use crate::error::{Code, Error, Result};
 use crate::store::tickets::PendingBinding;
 use crate::store::StoreError;
@@ -82,8 +84,24 @@ impl Accounts {
         self.start_session_by_id(&user_id, false, session).await
     }
 
-    /// `me/credentials`: gives a WeChat-only user a username and password.
-    pub async fn set_credentials(&self, user_id: &str, credentials: Credentials) -> Result<User> {
+    /// `me/credentials`: gives a WeChat-only user a username and password, with a fresh
+    /// `wx.login` code as proof that the account's owner is there.
+    pub async fn set_credentials(
+        &self,
+        auth: &Authenticated,
+        credentials: Credentials,
+        code: Option<WxCode>,
+    ) -> Result<User> {
+        self.check_new_password(&credentials.password)?;
+        let Some(code) = code else {
+            return Err(Error::new(
+                Code::ReauthenticationRequired,
+                "Setting a password needs `code`: a fresh wx.login code of this account's mini \
+                 program, as proof that you are here.",
+            ));
+        };
+        self.prove_presence(auth, Proof::Code(code)).await?;
+        let user_id = auth.user.id.as_str();
         let hash = super::passwords::hash(credentials.password).await?;
         let set = self
             .inner
@@ -101,16 +119,44 @@ impl Accounts {
                 "This account has a username and password already.",
             ));
         }
+        tracing::info!(user_id = %user_id, event = "credentials_set", "credentials set");
         self.user(user_id).await
     }
 
-    /// `me/identities/{appid}`: unbinds an identity and ends its sessions.
-    pub async fn unbind(&self, user_id: &str, appid: &str) -> Result<()> {
+    /// `me/identities/{appid}`: unbinds an identity and ends its sessions, with a proof that
+    /// the account's owner is there.
+    pub async fn unbind(
+        &self,
+        auth: &Authenticated,
+        appid: &str,
+        proof: Option<Proof>,
+    ) -> Result<()> {
+        let user_id = auth.user.id.as_str();
+        if auth.user.identities.iter().all(|i| i.appid != appid) {
+            return Err(Error::new(
+                Code::NotFound,
+                "This account has no identity of this appid.",
+            ));
+        }
+        let Some(proof) = proof else {
+            return Err(Error::new(
+                Code::ReauthenticationRequired,
+                "Unbinding needs a proof that you are here: `code` (a fresh wx.login code) or \
+                 `currentPassword`.",
+            ));
+        };
+        self.prove_presence(auth, proof).await?;
         let stores = &self.inner.stores;
         match stores.users.unbind(user_id, appid).await? {
             Unbound::Done(openid) => {
                 let ended = stores.sessions.end_identity(appid, &openid).await?;
-                tracing::info!(user_id = %user_id, appid = %appid, ended, "identity unbound");
+                tracing::info!(
+                    user_id = %user_id,
+                    appid = %appid,
+                    ended,
+                    event = "identity_unbound",
+                    "identity unbound"
+                );
                 Ok(())
             }
             Unbound::NotFound => Err(Error::new(

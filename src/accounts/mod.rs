@@ -20,6 +20,7 @@ mod login;
 mod oauth;
 mod passwords;
 mod phone;
+mod presence;
 mod sessions;
 mod web;
 mod wechat_tokens;
@@ -37,6 +38,7 @@ pub use access_tokens::{AccessTokens, Issued, KeyState};
 pub use login::LoginInput;
 pub use oauth::{ClientAuth, Introspection};
 pub use phone::OpenData;
+pub use presence::Proof;
 pub use sessions::{Authenticated, Credential, Refreshed};
 
 /// A signed-in session as the sign-in routes answer it.

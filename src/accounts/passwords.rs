@@ -135,8 +135,21 @@ fn invalid_credentials() -> Error {
 }
 
 impl Accounts {
+    /// A password being set must be at least `WXLOGIN_PASSWORD_MIN_LENGTH` characters (sign-in
+    /// takes any stored one, so that accounts of an earlier rule still sign in).
+    pub(super) fn check_new_password(&self, password: &Password) -> Result<()> {
+        let min = self.inner.login.password_min_length;
+        if password.expose().chars().count() < min {
+            return Err(Error::invalid(format!(
+                "A new password must be {min} to 128 characters."
+            )));
+        }
+        Ok(())
+    }
+
     /// `accounts`: a new account with a username and password.
     pub async fn register(&self, credentials: Credentials) -> Result<User> {
+        self.check_new_password(&credentials.password)?;
         let users = &self.inner.stores.users;
         if users.password_of(&credentials.username).await?.is_some() {
             return Err(username_taken());

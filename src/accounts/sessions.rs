@@ -207,13 +207,8 @@ impl Accounts {
                 .record_unionid(&session.user_id, appid, openid, u)
                 .await?;
         }
-        let refreshed = Session {
-            previous_key: session.session_key.clone(),
-            previous_until: Some(now() + PREVIOUS_KEY_GRACE),
-            session_key: Some(wx.session_key),
-            ..session.clone()
-        };
-        stores.sessions.put(&auth.session_id, &refreshed).await?;
+        self.renew_session_key(&auth.session_id, &session, wx.session_key)
+            .await?;
         Ok(match auth.credential {
             Credential::SessionToken(token) => Refreshed {
                 token: token.reveal(),
@@ -224,6 +219,24 @@ impl Accounts {
                 expires_in: (claims.exp - now()).max(0) as u64,
             },
         })
+    }
+
+    /// Gives a session the session_key of a fresh code; the one before still decrypts for five
+    /// minutes.
+    pub(super) async fn renew_session_key(
+        &self,
+        id: &SessionId,
+        session: &Session,
+        session_key: String,
+    ) -> Result<()> {
+        let renewed = Session {
+            previous_key: session.session_key.clone(),
+            previous_until: Some(now() + PREVIOUS_KEY_GRACE),
+            session_key: Some(session_key),
+            ..session.clone()
+        };
+        self.inner.stores.sessions.put(id, &renewed).await?;
+        Ok(())
     }
 
     /// Ends a session, and with it every access token of it (for introspection and forward

@@ -1,18 +1,94 @@
 //! `/api/v1/me*`: the signed-in user, their profile and phone number.
 
 use poem::web::Data;
-use poem_openapi::{param::Path, payload::Json, ApiResponse, OpenApi};
+use poem_openapi::types::Example;
+use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi};
 
 use super::errors::{error_set, Reply};
-use super::model::{change, CredentialsRequest, PhoneBody, PhoneRequest, ProfilePatch, UserBody};
+use super::model::{change, Field, PhoneBody, PhoneRequest, ProfilePatch, UserBody};
 use super::{BearerAuth, Tag};
-use crate::accounts::Accounts;
-use crate::domain::{Credentials, ProfileChange};
+use crate::accounts::{Accounts, Proof};
+use crate::domain::{Credentials, Password, ProfileChange, Username, WxCode};
 use crate::error::Error;
 
 error_set!(MeErrors: Unauthenticated, ServiceUnavailable);
-error_set!(CredentialsErrors: InvalidRequest, Unauthenticated, Conflict, ServiceUnavailable);
-error_set!(UnbindErrors: Unauthenticated, NotFound, Conflict, ServiceUnavailable);
+error_set!(CredentialsErrors:
+    InvalidRequest, Unauthenticated, ReauthenticationRequired, Conflict, AccountLocked,
+    WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable
+);
+error_set!(UnbindErrors:
+    InvalidRequest, Unauthenticated, ReauthenticationRequired, NotFound, Conflict, AccountLocked,
+    WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable
+);
+
+/// `PUT /api/v1/me/credentials`: the new username and password, and a fresh `wx.login` code as
+/// proof that the account's owner is there.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct SetCredentialsRequest {
+    /// 3 to 32 characters: letters, digits, `_`, `.`, `-`; unique without regard to case.
+    pub username: Field<Username>,
+    /// 12 to 128 characters (`WXLOGIN_PASSWORD_MIN_LENGTH`); stored only as an argon2id hash.
+    #[oai(write_only)]
+    pub password: Field<Password>,
+    /// A fresh `wx.login` code of one of the account's mini program identities. Missing or
+    /// wrong: 403 `reauthentication_required`.
+    pub code: Option<Field<WxCode>>,
+}
+
+impl Example for SetCredentialsRequest {
+    fn example() -> Self {
+        SetCredentialsRequest {
+            username: Field::of("band"),
+            password: Field::of("correct horse battery 9"),
+            code: Some(Field::of("0a3Xk2000Nfpu03mVb300rUVzN3Xk20K")),
+        }
+    }
+}
+
+/// A proof that the account's owner is there, for a lasting change: one of the fields.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct ProofRequest {
+    /// A fresh `wx.login` code of one of the account's mini program identities.
+    pub code: Option<Field<WxCode>>,
+    /// The account's password (where it has one). Wrong ones count towards the lockout.
+    #[oai(write_only)]
+    pub current_password: Option<Field<Password>>,
+    /// A code sent by SMS to the account's verified phone (`purpose: bind`), for an account
+    /// with neither a mini program identity nor a password.
+    #[oai(validator(max_length = 16))]
+    pub sms_code: Option<String>,
+}
+
+impl Example for ProofRequest {
+    fn example() -> Self {
+        ProofRequest {
+            code: Some(Field::of("0a3Xk2000Nfpu03mVb300rUVzN3Xk20K")),
+            current_password: None,
+            sms_code: None,
+        }
+    }
+}
+
+impl ProofRequest {
+    /// The one proof sent; two at once is malformed.
+    fn proof(self) -> Result<Option<Proof>, Error> {
+        let proofs = [
+            self.code.map(|c| Proof::Code(c.0)),
+            self.current_password.map(|p| Proof::CurrentPassword(p.0)),
+            self.sms_code.map(Proof::SmsCode),
+        ];
+        let mut sent = proofs.into_iter().flatten();
+        let first = sent.next();
+        if sent.next().is_some() {
+            return Err(Error::invalid(
+                "Send one proof: `code`, `currentPassword` or `smsCode`.",
+            ));
+        }
+        Ok(first)
+    }
+}
 error_set!(PatchErrors: InvalidRequest, Unauthenticated, ServiceUnavailable);
 error_set!(PhoneErrors:
     InvalidRequest, DecryptFailed, WatermarkMismatch, WechatCodeInvalid, Unauthenticated, Conflict,
@@ -106,25 +182,33 @@ impl MeApi {
 
     /// Give a WeChat-only account a username and password
     ///
-    /// For an account that has none yet; a username taken is a 409.
+    /// For an account that has none yet; a username taken is a 409. A bearer token alone is not
+    /// enough (it may have been stolen): `code`, a fresh `wx.login` code of one of the account's
+    /// mini program identities, proves the owner is there, else 403
+    /// `reauthentication_required` and nothing changes.
     #[oai(path = "/credentials", method = "put", operation_id = "setCredentials")]
     async fn credentials(
         &self,
         accounts: Data<&Accounts>,
-        body: Json<CredentialsRequest>,
+        body: Json<SetCredentialsRequest>,
         auth: BearerAuth,
     ) -> Reply<UserOk, CredentialsErrors> {
-        let credentials = Credentials::from(body.0);
-        let user = accounts
-            .set_credentials(&auth.0.user.id, credentials)
-            .await?;
+        let body = body.0;
+        let credentials = Credentials {
+            username: body.username.0,
+            password: body.password.0,
+        };
+        let code = body.code.map(|c| c.0);
+        let user = accounts.set_credentials(&auth.0, credentials, code).await?;
         Ok(UserOk::Ok(Json(user.into())))
     }
 
     /// Unbind the WeChat identity of an app
     ///
     /// Ends that identity's sessions. Refused with 409 where it is the account's last way to
-    /// sign in (no other identity, no password).
+    /// sign in (no other identity, no password). Needs a proof that the owner is there, in the
+    /// body: `{"code"}` (a fresh `wx.login` code) or `{"currentPassword"}`; without a valid one,
+    /// 403 `reauthentication_required` and nothing changes.
     #[oai(
         path = "/identities/:appid",
         method = "delete",
@@ -134,9 +218,11 @@ impl MeApi {
         &self,
         accounts: Data<&Accounts>,
         appid: Path<String>,
+        body: Json<ProofRequest>,
         auth: BearerAuth,
     ) -> Reply<Unbound, UnbindErrors> {
-        accounts.unbind(&auth.0.user.id, &appid.0).await?;
+        let proof = body.0.proof()?;
+        accounts.unbind(&auth.0, &appid.0, proof).await?;
         Ok(Unbound::Done)
     }
 }

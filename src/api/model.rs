@@ -24,7 +24,7 @@ pub struct Field<T>(pub T);
 
 impl<T: Shaped> Field<T> {
     /// A field of a constant known to fit (examples).
-    fn of(text: &str) -> Self {
+    pub(super) fn of(text: &str) -> Self {
         Field(T::parse(text.to_string()).expect("an example fits its shape"))
     }
 }

@@ -18,6 +18,8 @@ const DEFAULT_WECHAT_OPEN_BASE: &str = "https://open.weixin.qq.com";
 const DEFAULT_WECHAT_TIMEOUT_MS: u64 = 5000;
 const DEFAULT_WECHAT_MAX_CONCURRENT: usize = 256;
 const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
+/// Fewest characters of a password being set (ASVS V2.1.1).
+const DEFAULT_PASSWORD_MIN_LENGTH: usize = 12;
 const DEFAULT_SESSION_TTL: u64 = 604_800;
 const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -421,6 +423,15 @@ pub struct LoginArgs {
     #[arg(long, env = "WXLOGIN_REDIRECT_ALLOWLIST", value_delimiter = ',')]
     pub redirect_allowlist: Vec<String>,
 
+    /// Fewest characters of a password being set (12 by default, not below 8); sign-in takes
+    /// any stored password.
+    #[arg(
+        long,
+        env = "WXLOGIN_PASSWORD_MIN_LENGTH",
+        default_value_t = DEFAULT_PASSWORD_MIN_LENGTH
+    )]
+    pub password_min_length: usize,
+
     /// Requests per minute one client IP may make to `/api/v1/auth/*` and `/api/v1/accounts`,
     /// counted in Redis for all nodes; 0 turns the limit off.
     #[arg(
@@ -438,6 +449,7 @@ pub struct Login {
     pub session_ttl: Duration,
     pub redirect_allowlist: Vec<Url>,
     pub rate_limit_per_minute: u32,
+    pub password_min_length: usize,
 }
 
 /// An entry of `WXLOGIN_REDIRECT_ALLOWLIST`: a whole http(s) redirect URI, path included, so
@@ -474,7 +486,11 @@ impl LoginArgs {
         let redirect_allowlist = entries(&self.redirect_allowlist)
             .map(redirect_uri)
             .collect::<Result<_, _>>()?;
+        if !(8..=128).contains(&self.password_min_length) {
+            return Err(invalid("WXLOGIN_PASSWORD_MIN_LENGTH must be 8 to 128"));
+        }
         Ok(Login {
+            password_min_length: self.password_min_length,
             policy: self.login_policy,
             session_ttl: Duration::from_secs(self.session_ttl),
             redirect_allowlist,
@@ -490,6 +506,7 @@ impl Login {
             session_ttl: Duration::from_secs(DEFAULT_SESSION_TTL),
             redirect_allowlist: Vec::new(),
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,
         }
     }
 }

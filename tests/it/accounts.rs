@@ -48,6 +48,7 @@ async fn accounts_register_with_rules_and_case_insensitive_usernames() {
         json!({"username": "ab", "password": PASSWORD}),
         json!({"username": "has space", "password": PASSWORD}),
         json!({"username": "okname", "password": "short"}),
+        json!({"username": "okname", "password": "eleven-char"}),
         json!({"username": "okname"}),
     ] {
         assert_error(
@@ -222,37 +223,33 @@ async fn a_unionid_joins_a_second_apps_identity_to_the_same_user() {
     assert_eq!(ids[0]["unionid"], ids[1]["unionid"]);
 }
 
+/// `DELETE /api/v1/me/identities/{appid}` with a proof of presence.
+async fn unbind(app: &TestApp, token: &str, appid: &str, proof: Value) -> Reply {
+    let path = format!("/api/v1/me/identities/{appid}");
+    app.call("DELETE", &path, Some(token), Some(proof)).await
+}
+
 #[tokio::test]
 async fn credentials_and_unbinding() {
     let app = spawn_app().await;
     let token = app.token("cara").await;
-    let r = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/me/identities/{APPID}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let code = app.wx_login("cara").await;
+    let r = unbind(&app, &token, APPID, json!({"code": code})).await;
     assert_error(&r, 409, "conflict");
-    let r = app
-        .call(
-            "DELETE",
-            "/api/v1/me/identities/wxnotmine00000001",
-            Some(&token),
-            None,
-        )
-        .await;
+    let r = unbind(&app, &token, "wxnotmine00000001", json!({})).await;
     assert_error(&r, 404, "not_found");
 
     register(&app, "taken").await;
-    let put = |username: &str| {
+    let (app, token) = (&app, &token);
+    let put = |username: &'static str| async move {
+        let code = app.wx_login("cara").await;
         app.call(
             "PUT",
             "/api/v1/me/credentials",
-            Some(&token),
-            Some(json!({"username": username, "password": PASSWORD})),
+            Some(token),
+            Some(json!({"username": username, "password": PASSWORD, "code": code})),
         )
+        .await
     };
     assert_error(&put("TAKEN").await, 409, "conflict");
     assert_error(&put("no").await, 400, "invalid_request");
@@ -260,23 +257,16 @@ async fn credentials_and_unbinding() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["username"], "cara");
     assert_error(&put("cara2").await, 409, "conflict");
-    let by_password = password_login(&app, "cara", PASSWORD).await;
+    let by_password = password_login(app, "cara", PASSWORD).await;
     assert_eq!(by_password.body["user"]["id"], r.body["id"]);
     let password_token = by_password.body["token"].as_str().unwrap();
 
     let other_session = app.token("cara").await;
-    let r = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/me/identities/{APPID}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let r = unbind(app, token, APPID, json!({"currentPassword": PASSWORD})).await;
     assert_eq!(r.status, 204, "{}", r.text);
     // That identity's sessions are over; the password session is not.
     assert_error(
-        &app.get("/api/v1/me", Some(&token)).await,
+        &app.get("/api/v1/me", Some(token)).await,
         401,
         "unauthenticated",
     );
@@ -289,6 +279,87 @@ async fn credentials_and_unbinding() {
     assert!(me.body["identities"].as_array().unwrap().is_empty());
     // The openid is free again: it signs in as a new user.
     assert_eq!(app.login("cara").await["isNewUser"], true);
+}
+
+/// A stolen bearer token cannot set a password or unbind WeChat: each lasting change needs a
+/// fresh wx.login code of the account's own mini program identity, or its current password.
+#[tokio::test]
+async fn lasting_changes_need_proof_of_presence() {
+    let app = spawn_app().await;
+    let token = app.token("pia").await;
+    let set = |proof: Option<String>| {
+        let mut body = json!({"username": "pia", "password": PASSWORD});
+        if let Some(code) = proof {
+            body["code"] = code.into();
+        }
+        app.call("PUT", "/api/v1/me/credentials", Some(&token), Some(body))
+    };
+    let someone_else = app.wx_login("not-pia").await;
+    for proof in [None, Some("made-up-code".to_string()), Some(someone_else)] {
+        assert_error(&set(proof).await, 403, "reauthentication_required");
+    }
+    // Nothing changed: no password signs in.
+    assert_error(
+        &password_login(&app, "pia", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    );
+    // A password shorter than 12 characters is refused when set.
+    let code = app.wx_login("pia").await;
+    let short = json!({"username": "pia", "password": "eleven-char", "code": code});
+    let r = app
+        .call("PUT", "/api/v1/me/credentials", Some(&token), Some(short))
+        .await;
+    assert_error(&r, 400, "invalid_request");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("12"),
+        "{}",
+        r.text
+    );
+    assert_eq!(set(Some(app.wx_login("pia").await)).await.status, 200);
+
+    // A second identity, so that unbinding is not refused as the last way in.
+    let code = app.wx_login_in(SAMPLE_APPID, "pia").await;
+    let login = json!({"code": code, "appid": SAMPLE_APPID});
+    let r = app.post("/api/v1/auth/login", None, login).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["user"]["identities"].as_array().unwrap().len(), 2);
+    for proof in [
+        json!({}),
+        json!({"currentPassword": "not the password at all"}),
+        json!({"code": "made-up-code"}),
+        json!({"code": app.wx_login("not-pia").await}),
+        json!({"smsCode": "123456"}),
+    ] {
+        let r = unbind(&app, &token, APPID, proof.clone()).await;
+        assert_error(&r, 403, "reauthentication_required");
+    }
+    let both = json!({"code": app.wx_login("pia").await, "currentPassword": PASSWORD});
+    assert_error(
+        &unbind(&app, &token, APPID, both).await,
+        400,
+        "invalid_request",
+    );
+    let me = app.get("/api/v1/me", Some(&token)).await;
+    assert_eq!(
+        me.body["identities"].as_array().unwrap().len(),
+        2,
+        "{}",
+        me.text
+    );
+    // The right proof: the identity goes, with its sessions.
+    let code = app.wx_login("pia").await;
+    assert_eq!(
+        unbind(&app, &token, APPID, json!({"code": code}))
+            .await
+            .status,
+        204
+    );
+    assert_error(
+        &app.get("/api/v1/me", Some(&token)).await,
+        401,
+        "unauthenticated",
+    );
 }
 
 /// Binding an openid again to the account it was unbound from makes a new binding: the
@@ -317,14 +388,7 @@ async fn binding_an_openid_again_does_not_bring_its_old_sessions_back() {
         let first = bind().await;
         let old = first["token"].as_str().unwrap().to_string();
         assert_eq!(app.get("/api/v1/me", Some(&old)).await.status, 200);
-        let r = app
-            .call(
-                "DELETE",
-                &format!("/api/v1/me/identities/{APPID}"),
-                Some(&old),
-                None,
-            )
-            .await;
+        let r = unbind(&app, &old, APPID, json!({"currentPassword": PASSWORD})).await;
         assert_eq!(r.status, 204, "{}", r.text);
         assert_error(
             &app.get("/api/v1/me", Some(&old)).await,

@@ -91,7 +91,11 @@ async fn the_whole_flow_runs_on_a_redis_cluster_shared_by_two_nodes() {
             "PUT",
             "/api/v1/me/credentials",
             Some(&token),
-            Some(json!({"username": "cleo2", "password": "correct horse battery"})),
+            Some(json!({
+                "username": "cleo2",
+                "password": "correct horse battery",
+                "code": a.wx_login("cleo").await,
+            })),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -100,7 +104,7 @@ async fn the_whole_flow_runs_on_a_redis_cluster_shared_by_two_nodes() {
             "DELETE",
             &format!("/api/v1/me/identities/{APPID}"),
             Some(&token),
-            None,
+            Some(json!({"currentPassword": "correct horse battery"})),
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);

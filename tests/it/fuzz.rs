@@ -56,14 +56,14 @@ async fn mutated_bodies_never_get_a_5xx() {
         )
         .await;
     let routes: Vec<(&str, &str, String)> = vec![
-        ("POST", "/api/v1/auth/login", json!({"code": "abc", "appid": APPID, "username": "user1", "password": "password1"}).to_string()),
+        ("POST", "/api/v1/auth/login", json!({"code": "abc", "appid": APPID, "username": "user1", "password": "password1-long"}).to_string()),
         ("POST", "/api/v1/auth/refresh", json!({"code": "abc"}).to_string()),
-        ("POST", "/api/v1/auth/bind", json!({"bindTicket": "t", "username": "user1", "password": "password1"}).to_string()),
-        ("POST", "/api/v1/auth/password", json!({"username": "user1", "password": "password1"}).to_string()),
+        ("POST", "/api/v1/auth/bind", json!({"bindTicket": "t", "username": "user1", "password": "password1-long"}).to_string()),
+        ("POST", "/api/v1/auth/password", json!({"username": "user1", "password": "password1-long"}).to_string()),
         ("POST", "/api/v1/auth/ticket", json!({"ticket": "t"}).to_string()),
-        ("POST", "/api/v1/accounts", json!({"username": "user1", "password": "password1"}).to_string()),
+        ("POST", "/api/v1/accounts", json!({"username": "user1", "password": "password1-long"}).to_string()),
         ("PATCH", "/api/v1/me", json!({"nickname": "n", "avatarUrl": "https://a.example/x.png"}).to_string()),
-        ("PUT", "/api/v1/me/credentials", json!({"username": "user1", "password": "password1"}).to_string()),
+        ("PUT", "/api/v1/me/credentials", json!({"username": "user1", "password": "password1-long"}).to_string()),
         ("POST", "/api/v1/me/phone", json!({"encryptedData": data["encryptedData"], "iv": data["iv"]}).to_string()),
         ("POST", "/api/v1/wechat/decrypt", json!({"encryptedData": data["encryptedData"], "iv": data["iv"], "rawData": data["rawData"], "signature": data["signature"]}).to_string()),
     ];

@@ -244,10 +244,14 @@ async fn a_write_on_one_node_is_read_on_the_other_at_once() {
             "PUT",
             "/api/v1/me/credentials",
             Some(&token),
-            Some(json!({"username": "petra", "password": "correct horse battery"})),
+            Some(json!({
+                "username": "petra",
+                "password": "correct horse battery",
+                "code": a.wx_login("petra").await,
+            })),
         )
         .await;
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         b.get("/api/v1/me", Some(&token)).await.body["username"],
         "petra"
@@ -260,7 +264,7 @@ async fn a_write_on_one_node_is_read_on_the_other_at_once() {
             "DELETE",
             &format!("/api/v1/me/identities/{APPID}"),
             None,
-            None,
+            Some(json!({"currentPassword": "correct horse battery"})),
         )
         .await;
     assert_error(&r, 401, "unauthenticated");
@@ -277,10 +281,10 @@ async fn a_write_on_one_node_is_read_on_the_other_at_once() {
             "DELETE",
             &format!("/api/v1/me/identities/{APPID}"),
             Some(&password_token),
-            None,
+            Some(json!({"currentPassword": "correct horse battery"})),
         )
         .await;
-    assert_eq!(r.status, 204);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(
         a.get("/api/v1/me", Some(&password_token)).await.body["identities"],
         json!([]),

@@ -380,13 +380,16 @@ async fn unbinding_ends_the_access_tokens_of_that_identity() {
         login["token"].as_str().unwrap(),
         login["accessToken"].as_str().unwrap(),
     );
-    let body = json!({"username": "una-account", "password": "correct horse battery"});
+    let code = app.wx_login("una").await;
+    let body =
+        json!({"username": "una-account", "password": "correct horse battery", "code": code});
     let r = app
         .call("PUT", "/api/v1/me/credentials", Some(token), Some(body))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let path = format!("/api/v1/me/identities/{APPID}");
-    let r = app.call("DELETE", &path, Some(token), None).await;
+    let proof = json!({"currentPassword": "correct horse battery"});
+    let r = app.call("DELETE", &path, Some(token), Some(proof)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_error(
         &app.get("/api/v1/me", Some(at)).await,

@@ -27,7 +27,7 @@ Page({
         app.globalData.bindTicket = null;
         app.globalData.user = session.user;
       } else {
-        app.globalData.user = await wxlogin.call('/api/v1/me/credentials', { method: 'PUT', data: { username, password } });
+        app.globalData.user = await wxlogin.setCredentials(username, password);
       }
       this.setData({ busy: false });
       wx.reLaunch({ url: '/pages/index/index' });
