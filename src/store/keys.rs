@@ -14,18 +14,22 @@
 //! | `webtok:` hash of appid, openid | WeChat's web tokens (sealed) | `WEB_TOKENS` |
 //! | `wxtoken:` appid | an app's access_token (sealed) | WeChat's expiry less a minute |
 //! | `wxtoken-lock:` appid | one node is fetching it | `WECHAT_TOKEN_LOCK` |
-//! | `rl:` IP | sign-in requests of an IP this minute | `RATE_WINDOW` |
-//! | `pwfail:` hash of username | wrong passwords | `LOCKOUT` |
-//! | `pwlock:` hash of username | the username is locked | `LOCKOUT` |
+//! | `rl:` keyed hash of an IP (IPv6: its /64) | sign-in requests this minute | `RATE_WINDOW` |
+//! | `pwf:` keyed hash of a username | wrong passwords | `LOCKOUT` |
+//! | `pwl:` keyed hash of a username | the username is locked | `LOCKOUT` |
 //!
 //! Secrets and personal ids are hashed (one helper, `sha256`), so a copy of Redis names no one
 //! and holds nothing to sign in with. Two encodings of that hash are kept as the keys have
 //! always been written, so that keys outlive an upgrade and nodes of two versions share them.
+//! Client IPs and usernames, which a dictionary would recover from a plain hash, are named by
+//! an HMAC under a key derived from the sealing key (`Sealer::name_key`); their counters live
+//! minutes, so a new sealing key only starts them again.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::domain::SessionId;
@@ -132,19 +136,30 @@ pub fn wechat_token_lock(appid: &str) -> String {
     format!("wxtoken-lock:{appid}")
 }
 
-/// Sign-in requests of an IP in this window.
-pub fn rate(ip: IpAddr) -> String {
-    format!("rl:{ip}")
+/// `prefix` and 128 bits of HMAC-SHA256 under `name_key`, in base64url.
+fn keyed(prefix: &str, name_key: &[u8; 32], bytes: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(name_key).expect("HMAC takes any key");
+    mac.update(bytes);
+    short_key(prefix, &mac.finalize().into_bytes()[..16])
+}
+
+/// Sign-in requests of an IP in this window: an IPv4 address, or the /64 of an IPv6 one (a
+/// client is given a /64 and can rotate within it).
+pub fn rate(ip: IpAddr, name_key: &[u8; 32]) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => keyed("rl:4:", name_key, &v4.octets()),
+        IpAddr::V6(v6) => keyed("rl:6:", name_key, &v6.octets()[..8]),
+    }
 }
 
 /// Wrong passwords of a username (without regard to case).
-pub fn password_failures(username_folded: &str) -> String {
-    hex_key("pwfail", &[username_folded.as_bytes()])
+pub fn password_failures(username_folded: &str, name_key: &[u8; 32]) -> String {
+    keyed("pwf:", name_key, username_folded.as_bytes())
 }
 
 /// The lock of a username (without regard to case).
-pub fn password_lock(username_folded: &str) -> String {
-    hex_key("pwlock", &[username_folded.as_bytes()])
+pub fn password_lock(username_folded: &str, name_key: &[u8; 32]) -> String {
+    keyed("pwl:", name_key, username_folded.as_bytes())
 }
 
 #[cfg(test)]
@@ -157,10 +172,6 @@ mod tests {
         assert_eq!(
             login_replay("wx1", "code"),
             format!("login:{}", hex::encode(Sha256::digest(b"wx1\0code")))
-        );
-        assert_eq!(
-            password_lock("band"),
-            format!("pwlock:{}", hex::encode(Sha256::digest(b"band")))
         );
         let mut h = Sha256::new();
         h.update(b"u1");
@@ -175,6 +186,25 @@ mod tests {
             session(&t.id()),
             format!("sess:{}", URL_SAFE_NO_PAD.encode(digest))
         );
-        assert_eq!(rate("10.0.0.1".parse().unwrap()), "rl:10.0.0.1");
+    }
+
+    #[test]
+    fn counters_name_no_ip_and_no_username() {
+        let (k1, k2) = ([1; 32], [2; 32]);
+        let key = rate("203.0.113.9".parse().unwrap(), &k1);
+        assert!(
+            !key.contains("203.0.113") && key.starts_with("rl:4:"),
+            "{key}"
+        );
+        assert_ne!(key, rate("203.0.113.9".parse().unwrap(), &k2));
+        // An IPv4-mapped address is its IPv4 address; an IPv6 client is counted by its /64.
+        assert_eq!(key, rate("::ffff:203.0.113.9".parse().unwrap(), &k1));
+        let v6 = |s: &str| rate(s.parse().unwrap(), &k1);
+        assert_eq!(v6("2001:db8:1:2::1"), v6("2001:db8:1:2:ffff::9"));
+        assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
+        let lock = password_lock("band", &k1);
+        assert!(!lock.contains(&hex::encode(Sha256::digest(b"band"))));
+        assert_ne!(lock, password_lock("band", &k2));
+        assert_ne!(password_failures("band", &k1), password_lock("band", &k1));
     }
 }

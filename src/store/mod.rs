@@ -87,7 +87,7 @@ impl Stores {
             sessions: sessions::Sessions::new(kv.clone(), session_ttl, sealer.clone()),
             tickets: tickets::Tickets::new(kv.clone(), sealer.clone()),
             replays: replays::Replays::new(kv.clone(), sealer.clone()),
-            limits: limits::Limits::new(kv.clone()),
+            limits: limits::Limits::new(kv.clone(), *sealer.name_key()),
             wechat_tokens: wechat_tokens::WechatTokenCache::new(kv.clone(), sealer),
             kv,
         }

@@ -13,11 +13,16 @@ use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::Aes256Gcm;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 
 /// The keys that seal and open values.
 #[derive(Clone, Default)]
 pub struct Sealer {
     keys: Arc<Vec<(u8, Aes256Gcm)>>,
+    /// The key that names counters (`keys::rate`, `keys::password_*`), derived from the sealing
+    /// key, so that a key name holds no IP and no hash of a username that a dictionary reverses.
+    /// Zero without sealing keys.
+    name_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -31,6 +36,7 @@ impl Sealer {
     /// Reads `id:base64-of-32-bytes` entries, comma-separated; the first seals. Ids are 1..=255.
     pub fn parse(spec: &SecretString) -> Result<Sealer, String> {
         let mut keys = Vec::new();
+        let mut name_key = [0; 32];
         for entry in spec
             .expose_secret()
             .split(',')
@@ -48,6 +54,13 @@ impl Sealer {
                 .ok()
                 .filter(|k| k.len() == 32)
                 .ok_or("a key is 32 bytes in base64")?;
+            if keys.is_empty() {
+                name_key = Sha256::new()
+                    .chain_update(b"wxlogin key names\0")
+                    .chain_update(&key)
+                    .finalize()
+                    .into();
+            }
             if keys.iter().any(|(other, _)| *other == id) {
                 return Err(format!("key id {id} is given twice"));
             }
@@ -58,7 +71,13 @@ impl Sealer {
         }
         Ok(Sealer {
             keys: Arc::new(keys),
+            name_key,
         })
+    }
+
+    /// The key that names counters (see `keys`).
+    pub fn name_key(&self) -> &[u8; 32] {
+        &self.name_key
     }
 
     pub fn is_sealing(&self) -> bool {

@@ -8,12 +8,17 @@ use serde_json::json;
 use crate::helpers::*;
 
 async fn login_from(app: &TestApp, forwarded_for: Option<&str>) -> Reply {
+    login_through(app, forwarded_for.as_slice()).await
+}
+
+/// A login whose request carries these `X-Forwarded-For` header lines.
+async fn login_through(app: &TestApp, lines: &[&str]) -> Reply {
     let mut req = app
         .http
         .post(format!("{}/api/v1/auth/login", app.base))
         .json(&json!({"code": "x", "appid": APPID}));
-    if let Some(ip) = forwarded_for {
-        req = req.header("x-forwarded-for", ip);
+    for line in lines {
+        req = req.header("x-forwarded-for", *line);
     }
     read_reply(req.send().await.unwrap()).await
 }
@@ -74,6 +79,35 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
         429,
         "rate_limited",
     );
+}
+
+#[tokio::test]
+async fn forwarded_clients_are_read_whole_and_ipv6_is_counted_per_64() {
+    let app = spawn_with(Db::Sqlite, Kv::Memory, |c| {
+        c.login.rate_limit_per_minute = 2;
+        c.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    // An IPv6 client rotating its address within its /64 is one client.
+    for ip in ["2001:db8:7:7::1", "2001:db8:7:7::2"] {
+        assert_eq!(login_through(&app, &[ip]).await.status, 401);
+    }
+    let r = login_through(&app, &["[2001:db8:7:7:abcd::9]:443"]).await;
+    assert_error(&r, 429, "rate_limited");
+    // Another /64 is another client.
+    assert_eq!(login_through(&app, &["2001:db8:7:8::1"]).await.status, 401);
+    // Two header lines are one list: the nearest untrusted hop is the client, whichever line
+    // it is on, and a port does not turn it into the proxy.
+    for lines in [
+        &["198.51.100.20", "203.0.113.50"][..],
+        &["203.0.113.50:4431"],
+    ] {
+        assert_eq!(login_through(&app, lines).await.status, 401);
+    }
+    let r = login_through(&app, &["198.51.100.21", "203.0.113.50, 127.0.0.9"]).await;
+    assert_error(&r, 429, "rate_limited");
+    // The proxy itself (127.0.0.1) is not what was counted: it still may sign in.
+    assert_eq!(login_through(&app, &[]).await.status, 401);
 }
 
 #[tokio::test]
