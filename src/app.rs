@@ -121,7 +121,8 @@ impl App {
             in_flight,
         )
         .map_err(StartError::Http)?;
-        let stores = Stores::new(kv, sealer, users, config.login.session_ttl);
+        let login = &config.login;
+        let stores = Stores::new(kv, sealer, users, login.session_ttl, login.session_max_age);
         let web = WebUrls {
             public_url: config.server.public_url.clone(),
             open_base: config.wechat.open_base.clone(),

@@ -106,7 +106,7 @@ impl Accounts {
                         .await?;
                     return Ok(SignedIn {
                         token,
-                        expires_in: self.inner.stores.sessions.ttl().as_secs(),
+                        expires_in: self.inner.stores.sessions.expires_in(&read.session),
                         is_new_user,
                         user,
                         access_token,

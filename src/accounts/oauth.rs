@@ -81,14 +81,15 @@ impl Accounts {
             Credential::AccessToken { claims, .. } => *claims,
             Credential::SessionToken(_) => {
                 let settings = self.inner.access_tokens.settings();
-                let ttl = self.inner.stores.sessions.ttl().as_secs() as i64;
+                let sessions = &self.inner.stores.sessions;
+                let ttl = sessions.ttl_of(auth.session.created_at).unwrap_or_default();
                 return Ok(Some(Introspection {
                     sub: auth.user.id.clone(),
                     client_id: client_id(&auth.session),
                     aud: settings.audience.clone(),
                     iss: settings.issuer.clone(),
-                    exp: crate::domain::now() + ttl,
-                    iat: None,
+                    exp: crate::domain::now() + ttl.as_secs() as i64,
+                    iat: Some(auth.session.created_at / 1000),
                     sid: auth.session_id.to_text(),
                     token_type: "Bearer",
                     wechat: WechatIds::of(&auth.session, &auth.user),

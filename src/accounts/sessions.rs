@@ -3,7 +3,7 @@
 
 use super::access_tokens::AccessClaims;
 use super::{Accounts, Issued, SignedIn};
-use crate::domain::{now, ProfileChange, Session, SessionId, Token, User, WxCode};
+use crate::domain::{now, now_ms, ProfileChange, Session, SessionId, Token, User, WxCode};
 use crate::error::{Code, Error, Result};
 use crate::store::replays::DoneAnswer;
 
@@ -93,7 +93,7 @@ impl Accounts {
         );
         Ok(SignedIn {
             token,
-            expires_in: stores.sessions.ttl().as_secs(),
+            expires_in: stores.sessions.expires_in(&session),
             is_new_user,
             user,
             access_token,
@@ -158,6 +158,13 @@ impl Accounts {
                 _ => return Err(Error::unauthenticated()),
             }
         }
+        // "Sign out everywhere" ended every session that had begun by then.
+        if user
+            .sessions_not_before
+            .is_some_and(|t| session.created_at <= t)
+        {
+            return Err(Error::unauthenticated());
+        }
         Ok(Authenticated {
             session_id,
             credential,
@@ -212,7 +219,7 @@ impl Accounts {
         Ok(match auth.credential {
             Credential::SessionToken(token) => Refreshed {
                 token: token.reveal(),
-                expires_in: stores.sessions.ttl().as_secs(),
+                expires_in: stores.sessions.expires_in(&session),
             },
             Credential::AccessToken { text, claims } => Refreshed {
                 token: text,
@@ -235,14 +242,32 @@ impl Accounts {
             session_key: Some(session_key),
             ..session.clone()
         };
-        self.inner.stores.sessions.put(id, &renewed).await?;
-        Ok(())
+        if self.inner.stores.sessions.put(id, &renewed).await? {
+            Ok(())
+        } else {
+            // Logged out (or past its lifetime) meanwhile: it stays ended.
+            Err(Error::unauthenticated())
+        }
     }
 
     /// Ends a session, and with it every access token of it (for introspection and forward
     /// auth; offline verifiers accept one until its `exp`).
     pub async fn logout(&self, id: &SessionId) -> Result<()> {
         self.inner.stores.sessions.delete(id).await?;
+        Ok(())
+    }
+
+    /// `logout?all=true`: ends every session of the user, on every node, and with them their
+    /// access tokens (for introspection and forward auth).
+    pub async fn logout_everywhere(&self, auth: &Authenticated) -> Result<()> {
+        let user_id = &auth.user.id;
+        self.inner
+            .stores
+            .users
+            .end_sessions(user_id, now_ms())
+            .await?;
+        self.inner.stores.sessions.delete(&auth.session_id).await?;
+        tracing::info!(user_id = %user_id, event = "signed_out_everywhere", "signed out everywhere");
         Ok(())
     }
 

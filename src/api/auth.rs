@@ -1,7 +1,11 @@
 //! `/api/v1/auth/*`: mini program login, refresh and logout, binding, password sign-in.
 
 use poem::web::Data;
-use poem_openapi::{param::Header, payload::Json, ApiResponse, OpenApi};
+use poem_openapi::{
+    param::{Header, Query},
+    payload::Json,
+    ApiResponse, OpenApi,
+};
 
 use super::errors::{error_set, Reply};
 use super::model::{
@@ -21,7 +25,7 @@ error_set!(RefreshErrors:
     InvalidRequest, WechatCodeInvalid, Unauthenticated, WechatUserBlocked, Conflict,
     WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited
 );
-error_set!(LogoutErrors: Unauthenticated, ServiceUnavailable, RateLimited);
+error_set!(LogoutErrors: InvalidRequest, Unauthenticated, ServiceUnavailable, RateLimited);
 error_set!(TokenErrors: Unauthenticated, ServiceUnavailable, RateLimited);
 error_set!(BindErrors:
     InvalidRequest, InvalidCredentials, Unauthenticated, Conflict, AccountLocked,
@@ -112,14 +116,21 @@ impl AuthApi {
 
     /// Sign out
     ///
-    /// Ends the session of the token.
+    /// Ends the session of the token, and every access token of it. With `?all=true`, ends
+    /// every session of the user ("sign out everywhere"), on every node at once.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(
         &self,
         accounts: Data<&Accounts>,
+        /// `true`: every session of the user, not only this one.
+        all: Query<Option<bool>>,
         auth: BearerAuth,
     ) -> Reply<LogoutOk, LogoutErrors> {
-        accounts.logout(&auth.0.session_id).await?;
+        if all.0 == Some(true) {
+            accounts.logout_everywhere(&auth.0).await?;
+        } else {
+            accounts.logout(&auth.0.session_id).await?;
+        }
         Ok(LogoutOk::Done)
     }
 

@@ -21,6 +21,8 @@ const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
 /// Fewest characters of a password being set (ASVS V2.1.1).
 const DEFAULT_PASSWORD_MIN_LENGTH: usize = 12;
 const DEFAULT_SESSION_TTL: u64 = 604_800;
+/// The absolute lifetime of a session: 30 days.
+const DEFAULT_SESSION_MAX_AGE: u64 = 2_592_000;
 const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
 fn invalid(message: impl Into<String>) -> ConfigError {
@@ -418,6 +420,10 @@ pub struct LoginArgs {
     #[arg(long, env = "WXLOGIN_SESSION_TTL", default_value_t = DEFAULT_SESSION_TTL)]
     pub session_ttl: u64,
 
+    /// Seconds a session lives at most from sign-in, however much it is used.
+    #[arg(long, env = "WXLOGIN_SESSION_MAX_AGE", default_value_t = DEFAULT_SESSION_MAX_AGE)]
+    pub session_max_age: u64,
+
     /// Comma-separated redirect URIs that web sign-in may return to, each with its path
     /// (`https://shop.example.com/signed-in`; `https://shop.example.com/` for the root page).
     #[arg(long, env = "WXLOGIN_REDIRECT_ALLOWLIST", value_delimiter = ',')]
@@ -447,6 +453,7 @@ pub struct LoginArgs {
 pub struct Login {
     pub policy: LoginPolicy,
     pub session_ttl: Duration,
+    pub session_max_age: Duration,
     pub redirect_allowlist: Vec<Url>,
     pub rate_limit_per_minute: u32,
     pub password_min_length: usize,
@@ -483,6 +490,11 @@ impl LoginArgs {
         if self.session_ttl < 60 {
             return Err(invalid("WXLOGIN_SESSION_TTL must be at least 60 seconds"));
         }
+        if self.session_max_age < 60 {
+            return Err(invalid(
+                "WXLOGIN_SESSION_MAX_AGE must be at least 60 seconds",
+            ));
+        }
         let redirect_allowlist = entries(&self.redirect_allowlist)
             .map(redirect_uri)
             .collect::<Result<_, _>>()?;
@@ -493,6 +505,7 @@ impl LoginArgs {
             password_min_length: self.password_min_length,
             policy: self.login_policy,
             session_ttl: Duration::from_secs(self.session_ttl),
+            session_max_age: Duration::from_secs(self.session_max_age),
             redirect_allowlist,
             rate_limit_per_minute: self.rate_limit_per_minute,
         })
@@ -504,6 +517,7 @@ impl Login {
         Login {
             policy: LoginPolicy::AutoRegister,
             session_ttl: Duration::from_secs(DEFAULT_SESSION_TTL),
+            session_max_age: Duration::from_secs(DEFAULT_SESSION_MAX_AGE),
             redirect_allowlist: Vec::new(),
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,

@@ -12,5 +12,6 @@ pub use input::{
 };
 pub use session::{Session, SessionId, Token};
 pub use user::{
-    now, Created, Identity, Linked, Phone, ProfileChange, Provider, Unbound, User, WebProvider,
+    now, now_ms, Created, Identity, Linked, Phone, ProfileChange, Provider, Unbound, User,
+    WebProvider,
 };

@@ -99,6 +99,9 @@ pub struct Session {
     /// while the identity has this one. None for sessions of no identity, of rows bound before
     /// bindings had numbers, and stored before format 3.
     pub binding: Option<i64>,
+    /// When the session began, in unix milliseconds (0: stored before format 4, unknown): the
+    /// absolute lifetime counts from here, and "sign out everywhere" ends what began before.
+    pub created_at: i64,
 }
 
 impl Session {
@@ -139,6 +142,7 @@ impl Session {
             previous_until: None,
             unionid_known: false,
             binding: None,
+            created_at: super::now_ms(),
         }
     }
 
@@ -189,6 +193,7 @@ mod tests {
             previous_until: Some(100),
             unionid_known: false,
             binding: None,
+            created_at: 0,
         };
         assert_eq!(s.decryption_keys(99).collect::<Vec<_>>(), ["new", "old"]);
         assert_eq!(s.decryption_keys(100).collect::<Vec<_>>(), ["new"]);

@@ -92,6 +92,8 @@ pub struct User {
     pub country_code: Option<String>,
     pub created_at: i64,
     pub identities: Vec<Identity>,
+    /// Sessions made before this time (unix milliseconds) are over: "sign out everywhere".
+    pub sessions_not_before: Option<i64>,
 }
 
 impl User {
@@ -148,8 +150,13 @@ pub enum Unbound {
 
 /// Unix seconds now.
 pub fn now() -> i64 {
+    now_ms() / 1000
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
 }

@@ -238,11 +238,22 @@ impl Kv {
 
     /// Sets the value only where the key is absent; true when it was set.
     pub async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        self.set_if(key, value, ttl, false).await
+    }
+
+    /// Replaces the value only where the key is still there (SET XX): a write that must not
+    /// bring back what was deleted meanwhile; true when it was set.
+    pub async fn set_existing(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        self.set_if(key, value, ttl, true).await
+    }
+
+    /// SET with NX (`present` false) or XX (`present` true).
+    async fn set_if(&self, key: &str, value: &[u8], ttl: Duration, present: bool) -> Result<bool> {
         match &self.backend {
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
                 let key = self.key(key);
-                if m.live(&key).is_some() {
+                if m.live(&key).is_some() != present {
                     return Ok(false);
                 }
                 m.insert(key, value.to_vec(), ttl);
@@ -254,7 +265,7 @@ impl Kv {
                         redis::cmd("SET")
                             .arg(self.key(key))
                             .arg(value)
-                            .arg("NX")
+                            .arg(if present { "XX" } else { "NX" })
                             .arg("EX")
                             .arg(secs(ttl)),
                     )

@@ -80,11 +80,17 @@ impl Stores {
         sealer: seal::Sealer,
         users: users::Users,
         session_ttl: Duration,
+        session_max_age: Duration,
     ) -> Stores {
         Stores {
             signing_keys: signing_keys::SigningKeys::new(&users, sealer.clone()),
             users: users.with_cache(cache::Cache::new(kv.clone(), sealer.clone())),
-            sessions: sessions::Sessions::new(kv.clone(), session_ttl, sealer.clone()),
+            sessions: sessions::Sessions::new(
+                kv.clone(),
+                session_ttl,
+                session_max_age,
+                sealer.clone(),
+            ),
             tickets: tickets::Tickets::new(kv.clone(), sealer.clone()),
             replays: replays::Replays::new(kv.clone(), sealer.clone()),
             limits: limits::Limits::new(kv.clone(), *sealer.name_key()),

@@ -17,14 +17,16 @@ use uuid::Uuid;
 
 use super::replays::{DoneAnswer, Replay, Replays};
 use super::{keys, kv::Kv, seal::Sealer, StoreError};
-use crate::domain::{Session, SessionId, Token};
+use crate::domain::{now_ms, Session, SessionId, Token};
 
 /// The first byte of a stored session; a new layout takes a new number. Formats 1 (`V1`) and 2
 /// (`Compact` without `binding`) are still read, so that sessions outlive an upgrade.
 const SESSION_FORMAT_1: u8 = 1;
 const SESSION_FORMAT_2: u8 = 2;
-/// Format 3: `Compact`, whose UUID user id and 16-byte session_keys are raw bytes.
-const SESSION_FORMAT: u8 = 3;
+/// Format 3: `Compact3`, whose UUID user id and 16-byte session_keys are raw bytes.
+const SESSION_FORMAT_3: u8 = 3;
+/// Format 4: `Compact`, with the time the session began, and AppIDs as raw bytes.
+const SESSION_FORMAT: u8 = 4;
 
 /// A session as format 1 stored it.
 #[derive(Serialize, Deserialize)]
@@ -46,6 +48,8 @@ enum Text {
     /// Standard base64 of 16 bytes (session_keys).
     Base64Of16([u8; 16]),
     Plain(String),
+    /// `wx` and 16 lowercase hex digits (AppIDs), since format 4.
+    WxAppId([u8; 8]),
 }
 
 impl Text {
@@ -63,6 +67,13 @@ impl Text {
                 }
             }
         }
+        if let Some(hex_digits) = text.strip_prefix("wx") {
+            if let Ok(raw) = <[u8; 8]>::try_from(hex::decode(hex_digits).unwrap_or_default()) {
+                if hex::encode(raw) == hex_digits {
+                    return Text::WxAppId(raw);
+                }
+            }
+        }
         Text::Plain(text.to_string())
     }
 
@@ -71,14 +82,28 @@ impl Text {
             Text::Uuid(b) => Uuid::from_bytes(b).hyphenated().to_string(),
             Text::Base64Of16(b) => base64::engine::general_purpose::STANDARD.encode(b),
             Text::Plain(s) => s,
+            Text::WxAppId(b) => format!("wx{}", hex::encode(b)),
         }
     }
 }
 
-/// `Session` as format 3 stores it: the previous key with its deadline (one byte where there
-/// is none), and the binding.
+/// `Session` as format 4 stores it: the previous key with its deadline (one byte where there
+/// is none), the binding, and when the session began.
 #[derive(Serialize, Deserialize)]
 struct Compact {
+    user_id: Text,
+    appid: Option<Text>,
+    openid: Option<String>,
+    session_key: Option<Text>,
+    previous: Option<(Text, i64)>,
+    unionid_known: bool,
+    binding: Option<i64>,
+    created_at: i64,
+}
+
+/// `Session` as format 3 stored it.
+#[derive(Deserialize)]
+struct Compact3 {
     user_id: Text,
     appid: Option<String>,
     openid: Option<String>,
@@ -86,6 +111,21 @@ struct Compact {
     previous: Option<(Text, i64)>,
     unionid_known: bool,
     binding: Option<i64>,
+}
+
+impl From<Compact3> for Compact {
+    fn from(c: Compact3) -> Compact {
+        Compact {
+            user_id: c.user_id,
+            appid: c.appid.map(Text::Plain),
+            openid: c.openid,
+            session_key: c.session_key,
+            previous: c.previous,
+            unionid_known: c.unionid_known,
+            binding: c.binding,
+            created_at: 0,
+        }
+    }
 }
 
 /// `Session` as format 2 stored it.
@@ -104,12 +144,13 @@ impl From<Compact2> for Compact {
     fn from(c: Compact2) -> Compact {
         Compact {
             user_id: c.user_id,
-            appid: c.appid,
+            appid: c.appid.map(Text::Plain),
             openid: c.openid,
             session_key: c.session_key,
             previous: c.previous_key.zip(c.previous_until),
             unionid_known: c.unionid_known,
             binding: None,
+            created_at: 0,
         }
     }
 }
@@ -119,13 +160,14 @@ impl From<Compact> for Session {
         let (previous_key, previous_until) = c.previous.unzip();
         Session {
             user_id: c.user_id.unpack(),
-            appid: c.appid,
+            appid: c.appid.map(Text::unpack),
             openid: c.openid,
             session_key: c.session_key.map(Text::unpack),
             previous_key: previous_key.map(Text::unpack),
             previous_until,
             unionid_known: c.unionid_known,
             binding: c.binding,
+            created_at: c.created_at,
         }
     }
 }
@@ -136,7 +178,7 @@ impl Session {
     pub fn encode(&self) -> Vec<u8> {
         let compact = Compact {
             user_id: Text::pack(&self.user_id),
-            appid: self.appid.clone(),
+            appid: self.appid.as_deref().map(Text::pack),
             openid: self.openid.clone(),
             session_key: self.session_key.as_deref().map(Text::pack),
             previous: match (&self.previous_key, self.previous_until) {
@@ -145,6 +187,7 @@ impl Session {
             },
             unionid_known: self.unionid_known,
             binding: self.binding,
+            created_at: self.created_at,
         };
         let mut bytes = vec![SESSION_FORMAT];
         bytes.extend(postcard::to_allocvec(&compact).expect("a session always encodes"));
@@ -163,6 +206,7 @@ impl Session {
         }
         match format {
             SESSION_FORMAT => whole::<Compact>(rest).map(Session::from),
+            SESSION_FORMAT_3 => whole::<Compact3>(rest).map(|c| Session::from(Compact::from(c))),
             SESSION_FORMAT_2 => whole::<Compact2>(rest).map(|c| Session::from(Compact::from(c))),
             SESSION_FORMAT_1 => whole::<V1>(rest).map(|v| Session {
                 user_id: v.user_id,
@@ -173,6 +217,7 @@ impl Session {
                 previous_until: v.previous_until,
                 unionid_known: v.unionid_known,
                 binding: None,
+                created_at: 0,
             }),
             _ => None,
         }
@@ -184,6 +229,8 @@ impl Session {
 pub struct Sessions {
     kv: Kv,
     ttl: Duration,
+    /// The absolute lifetime, however much the session is used.
+    max_age: Duration,
     sealer: Sealer,
     /// The user cache key of tokens this process has read (by the token's digest), so that
     /// their next read fetches the user in the same round trip. Emptied when full.
@@ -201,10 +248,11 @@ pub struct SessionRead {
 const REMEMBERED: usize = 100_000;
 
 impl Sessions {
-    pub fn new(kv: Kv, ttl: Duration, sealer: Sealer) -> Sessions {
+    pub fn new(kv: Kv, ttl: Duration, max_age: Duration, sealer: Sealer) -> Sessions {
         Sessions {
             kv,
             ttl,
+            max_age,
             sealer,
             users_of: Default::default(),
         }
@@ -227,6 +275,21 @@ impl Sessions {
         self.ttl
     }
 
+    /// The seconds a session has left, as sign-in and refresh answer them.
+    pub fn expires_in(&self, session: &Session) -> u64 {
+        self.ttl_of(session.created_at)
+            .unwrap_or_default()
+            .as_secs()
+    }
+
+    /// The time to live of a session that began at `created_at` (ms): the sliding TTL, or
+    /// what is left of the absolute lifetime where that is less; None where it is over.
+    pub fn ttl_of(&self, created_at: i64) -> Option<Duration> {
+        let age = u64::try_from(now_ms() - created_at).unwrap_or(0);
+        let left = (self.max_age.as_millis() as u64).checked_sub(age)?;
+        (left >= 1000).then(|| self.ttl.min(Duration::from_millis(left)))
+    }
+
     /// Stores a new session and returns its token; with `answer`, the login's answer for a
     /// retry of its code too, in the same round trip.
     pub async fn create(
@@ -237,6 +300,7 @@ impl Sessions {
         let token = Token::new();
         let key = keys::session(&token.id());
         let sealed = self.sealer.seal(&key, &session.encode());
+        let ttl = self.ttl_of(session.created_at).unwrap_or(self.ttl);
         let replay = answer.map(|(replays, done)| {
             let record = Replay::Done {
                 token: token.reveal(),
@@ -245,7 +309,7 @@ impl Sessions {
             };
             replays.sealed(&done.key, record)
         });
-        let mut entries = vec![(key.as_str(), sealed.as_slice(), self.ttl)];
+        let mut entries = vec![(key.as_str(), sealed.as_slice(), ttl)];
         if let Some((replay_key, bytes)) = &replay {
             entries.push((replay_key.as_str(), bytes.as_slice(), keys::LOGIN_REPLAY));
         }
@@ -265,12 +329,16 @@ impl Sessions {
         Ok(keys.len())
     }
 
-    /// Replaces what a token stands for, restarting its time to live.
-    pub async fn put(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
+    /// Replaces what a token stands for, restarting its time to live, only where the session
+    /// is still there: a write racing a logout does not bring the session back. True when
+    /// written.
+    pub async fn put(&self, id: &SessionId, session: &Session) -> Result<bool, StoreError> {
+        let Some(ttl) = self.ttl_of(session.created_at) else {
+            return Ok(false);
+        };
         let key = keys::session(id);
-        self.kv
-            .set(&key, &self.sealer.seal(&key, &session.encode()), self.ttl)
-            .await
+        let sealed = self.sealer.seal(&key, &session.encode());
+        self.kv.set_existing(&key, &sealed, ttl).await
     }
 
     /// The session of a token, restarting its time to live, with its user's cache entry where
@@ -287,13 +355,22 @@ impl Sessions {
         };
         // An entry that does not open or parse (another key, an incompatible version) is no
         // session.
-        let Some(session) = self
+        let Some(mut session) = self
             .sealer
             .open(&key, &bytes)
             .and_then(|plain| Session::decode(&plain))
         else {
             return Ok(None);
         };
+        if session.created_at == 0 {
+            // Stored before format 4, with no beginning: its absolute lifetime starts now.
+            session.created_at = now_ms();
+            self.put(id, &session).await?;
+        } else if self.ttl_of(session.created_at).is_none() {
+            // Past its absolute lifetime, however recently used.
+            self.kv.del(&key).await?;
+            return Ok(None);
+        }
         if user_entry.is_none() {
             self.remember(id, &session);
         }
@@ -414,12 +491,56 @@ mod store_tests {
     }
 
     #[tokio::test]
+    async fn a_write_racing_a_logout_does_not_bring_the_session_back() {
+        let kv = Kv::memory("t:");
+        let (ttl, max_age) = (Duration::from_secs(60), Duration::from_secs(86_400));
+        let sessions = Sessions::new(kv, ttl, max_age, Sealer::default());
+        let session = Session::wechat("u1", "wx1", "o1", "tiihtNczf5v6AKRyjwEUhQ==".into());
+        let token = sessions.create(&session, None).await.unwrap();
+        // A refresh read the session; a logout ends it; the refresh writes.
+        let read = sessions.get(&token.id()).await.unwrap().unwrap().session;
+        assert!(sessions.delete(&token.id()).await.unwrap());
+        assert!(!sessions.put(&token.id(), &read).await.unwrap());
+        assert!(sessions.get(&token.id()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_at_its_absolute_lifetime_however_used() {
+        let kv = Kv::memory("t:");
+        let (ttl, max_age) = (Duration::from_secs(60), Duration::from_secs(3600));
+        let sessions = Sessions::new(kv, ttl, max_age, Sealer::default());
+        let mut session = Session::password("u1");
+        assert_eq!(sessions.ttl_of(session.created_at), Some(ttl));
+        // Begun 59 minutes 30 seconds ago: 30 seconds left, whatever the sliding TTL says.
+        session.created_at = now_ms() - 3_570_000;
+        let left = sessions.ttl_of(session.created_at).unwrap();
+        assert!(
+            left <= Duration::from_secs(30) && left >= Duration::from_secs(29),
+            "{left:?}"
+        );
+        let token = sessions.create(&session, None).await.unwrap();
+        assert!(sessions.get(&token.id()).await.unwrap().is_some());
+        session.created_at = now_ms() - 3_600_001;
+        let old = sessions.create(&session, None).await.unwrap();
+        assert!(sessions.get(&old.id()).await.unwrap().is_none());
+        assert!(!sessions.put(&old.id(), &session).await.unwrap());
+        // A session stored before format 4 gets its beginning at its first read.
+        session.created_at = 0;
+        let legacy = sessions.create(&session, None).await.unwrap();
+        let read = sessions.get(&legacy.id()).await.unwrap().unwrap().session;
+        assert!(now_ms() - read.created_at < 5_000);
+        let again = sessions.get(&legacy.id()).await.unwrap().unwrap().session;
+        assert_eq!(again.created_at, read.created_at, "stamped once, and kept");
+    }
+
+    #[tokio::test]
     async fn a_token_read_before_reads_its_user_in_the_same_trip() {
         for sealer in sealers() {
             let kv = Kv::memory("t:");
             let ttl = Duration::from_secs(60);
-            let here = Sessions::new(kv.clone(), ttl, sealer.clone());
-            let elsewhere = Sessions::new(kv.clone(), ttl, sealer.clone());
+            let max_age = Duration::from_secs(86_400);
+            let here = Sessions::new(kv.clone(), ttl, max_age, sealer.clone());
+            let elsewhere = Sessions::new(kv.clone(), ttl, max_age, sealer.clone());
             let session = Session::wechat("u1", "wx1", "o1", "tiihtNczf5v6AKRyjwEUhQ==".into());
             let token = here.create(&session, None).await.unwrap();
             kv.set(&keys::cached_user("u1"), b"entry", ttl)

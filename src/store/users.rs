@@ -173,7 +173,7 @@ impl Users {
         let rows = sqlx::query(
             "SELECT u.id, u.username, u.nickname, u.avatar_url, u.phone_number, \
                     u.pure_phone_number, u.country_code, u.created_at, \
-                    i.provider, i.appid, i.openid, i.unionid, i.binding \
+                    i.provider, i.appid, i.openid, i.unionid, i.binding, u.sessions_not_before \
              FROM users u LEFT JOIN identities i ON i.user_id = u.id \
              WHERE u.id = $1 ORDER BY i.created_at, i.appid",
         )
@@ -206,7 +206,22 @@ impl Users {
             country_code: r.get(6),
             created_at: r.get(7),
             identities,
+            sessions_not_before: r.get(13),
         }))
+    }
+
+    /// Ends the user's sessions that began by `not_before` (unix ms): "sign out everywhere".
+    pub async fn end_sessions(&self, id: &str, not_before: i64) -> Result<()> {
+        let write = async {
+            sqlx::query("UPDATE users SET sessions_not_before = $1, updated_at = $2 WHERE id = $3")
+                .bind(not_before)
+                .bind(now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        };
+        self.write(id, None, write).await
     }
 
     /// Changes nickname and avatar; fields left `None` stay as they are.

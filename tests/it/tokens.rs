@@ -222,6 +222,12 @@ async fn introspection_and_revocation_are_for_configured_clients() {
         assert_eq!(i["client_id"], APPID);
         assert_eq!(i["iss"], ISSUER);
         assert_eq!(i["sid"], part(at, 1)["sid"]);
+        // When the session began (a session token) or the access token was issued: the same
+        // second or near it, never in the future.
+        let iat = i["iat"].as_i64().expect("iat");
+        let issued = part(at, 1)["iat"].as_i64().unwrap();
+        assert!((issued - 5..=issued).contains(&iat), "{i}");
+        assert!(i["exp"].as_i64().unwrap() > iat);
     }
     assert_eq!(
         introspect(&app, "not a token").await,
