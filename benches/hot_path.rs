@@ -74,6 +74,7 @@ fn hot_path(c: &mut Criterion) {
             unionid: Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA".into()),
             binding: Some(123_456_789),
         }],
+        sessions_not_before: None,
     };
     let key = cache_key("8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f");
     runtime
