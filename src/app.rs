@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::accounts::{Accounts, WebUrls};
 use crate::config::Config;
+use crate::slow_clients::{ConnectionTimeouts, HeadDeadline};
 use crate::store::{kv::Kv, seal::Sealer, users::Users, Stores};
 use crate::{api, wechat};
 
@@ -37,6 +38,7 @@ pub enum StartError {
 /// A server bound to its port, not yet serving.
 pub struct App {
     acceptor: TcpAcceptor,
+    timeouts: ConnectionTimeouts,
     port: u16,
     accounts: Accounts,
     edge: api::Edge,
@@ -144,6 +146,7 @@ impl App {
             .unwrap_or_default();
         Ok(App {
             acceptor,
+            timeouts: config.server.timeouts,
             port,
             accounts,
             edge: api::Edge {
@@ -162,22 +165,25 @@ impl App {
     /// Serves until `shutdown` completes, then lets requests in flight finish (bounded).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let routes = api::routes(self.accounts, self.edge, self.demo_page);
-        serve(self.acceptor, routes, shutdown).await
+        serve(self.acceptor, routes, self.timeouts, shutdown).await
     }
 }
 
 /// Serves an endpoint on a bound acceptor until `shutdown`; HTML pages get the headers of
-/// `page_headers`.
+/// `page_headers`; a connection that is slow to send a request head, or idles between
+/// requests, is closed (`slow_clients`).
 pub async fn serve<E>(
     acceptor: TcpAcceptor,
     ep: E,
+    timeouts: ConnectionTimeouts,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()>
 where
     E: Endpoint<Output = Response> + 'static,
 {
     let ep = ep.map(|resp| async move { page_headers(resp) });
-    Server::new_with_acceptor(acceptor)
+    Server::new_with_acceptor(HeadDeadline::new(acceptor, timeouts.head))
+        .idle_timeout(timeouts.idle)
         .run_with_graceful_shutdown(ep, shutdown, Some(GRACE))
         .await
 }

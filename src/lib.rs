@@ -4,7 +4,8 @@
 //! `store` (Redis and SQL) and `wechat` (WeChat's APIs); all of them speak `domain` (users,
 //! sessions, input parsed once). `emulator` plays WeChat for tests and demos and shares no code
 //! with `wechat`, so a client bug cannot hide behind the same bug in the fake. `cli` holds the
-//! subcommands, `app` builds and runs a server, `config` reads its settings.
+//! subcommands, `app` builds and runs a server (`slow_clients` bounds its connections'
+//! patience), `config` reads its settings.
 
 // Errors are the cold path and carry what the answer needs (message, WeChat's answer); boxing
 // them would cost every caller a pointer chase for no measurable gain.
@@ -19,6 +20,7 @@ pub mod domain;
 pub mod emulator;
 pub mod error;
 pub mod jose;
+pub mod slow_clients;
 pub mod store;
 pub mod telemetry;
 pub mod wechat;

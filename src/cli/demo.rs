@@ -89,6 +89,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let emu_task = tokio::spawn(app::serve(
         emu_acceptor,
         emu.routes(),
+        Default::default(),
         app::shutdown_signal(),
     ));
     server.run(app::shutdown_signal()).await?;

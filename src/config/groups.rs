@@ -83,6 +83,9 @@ pub struct Server {
     pub max_body_bytes: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub log_format: LogFormat,
+    /// A request head's deadline and the idle timeout between requests (10 s and 60 s; fixed,
+    /// set otherwise only by tests).
+    pub timeouts: crate::slow_clients::ConnectionTimeouts,
 }
 
 impl ServerArgs {
@@ -118,6 +121,7 @@ impl ServerArgs {
             max_body_bytes: self.max_body_bytes,
             trusted_proxies,
             log_format: self.log_format,
+            timeouts: Default::default(),
         })
     }
 }
@@ -132,6 +136,7 @@ impl Server {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
+            timeouts: Default::default(),
         }
     }
 }

@@ -139,3 +139,94 @@ async fn a_slow_wechat_cannot_pile_up_calls_or_slow_other_routes() {
     assert!(!slow.is_finished(), "the slow call is still in flight");
     assert_eq!(slow.await.unwrap(), 200, "it finishes once WeChat answers");
 }
+
+/// Reads until the server closes the connection; the time that took, or None past `limit`.
+async fn closed_within(
+    conn: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> Option<(Duration, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(
+            tokio::time::Instant::from_std(started + limit),
+            conn.read(&mut buf),
+        )
+        .await
+        {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some((started.elapsed(), seen)),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_request_heads_and_idle_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(Db::Sqlite, Kv::Memory, |c| {
+        c.server.timeouts = wxlogin::slow_clients::ConnectionTimeouts {
+            head: Duration::from_secs(1),
+            idle: Duration::from_secs(3),
+        };
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+
+    // A client that says nothing.
+    let mut silent = connect().await.unwrap();
+    let (took, _) = closed_within(&mut silent, Duration::from_secs(5))
+        .await
+        .expect("closed");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+
+    // A client that trickles its head, a header line every 300 ms (slowloris): closed by the
+    // head's deadline, though it never idles.
+    let mut slow = connect().await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = async {
+        for i in 0..20 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if slow
+                .write_all(format!("X-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    };
+    let _ = trickle.await;
+    let (_, answered) = closed_within(&mut slow, Duration::from_secs(1))
+        .await
+        .expect("closed");
+    assert!(
+        !answered.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answered)
+    );
+
+    // A kept-alive connection: each request in time is answered, however many; then it idles
+    // and is closed by the idle timeout, not by the head's deadline.
+    let mut kept = connect().await.unwrap();
+    for _ in 0..3 {
+        kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let (took, answers) = closed_within(&mut kept, Duration::from_secs(6))
+        .await
+        .expect("closed");
+    let answers = String::from_utf8_lossy(&answers);
+    assert_eq!(answers.matches("HTTP/1.1 200").count(), 3, "{answers}");
+    assert!(
+        took > Duration::from_millis(500),
+        "closed for idling, later: {took:?}"
+    );
+}

@@ -96,7 +96,13 @@ pub async fn spawn_with(db: Db, kv: Kv, tweak: impl FnOnce(&mut config::Config))
     emu.add_app(SAMPLE_APPID, "sample-secret-0000", true);
     emu.add_app("wxotherapp0000001", "other-secret-0001", true);
     let (acceptor, emu_port) = app::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    tokio::spawn(app::serve(acceptor, emu.routes(), std::future::pending()));
+    let timeouts = Default::default();
+    tokio::spawn(app::serve(
+        acceptor,
+        emu.routes(),
+        timeouts,
+        std::future::pending(),
+    ));
     let emu_url = format!("http://127.0.0.1:{emu_port}");
 
     let mut config = config::Config::embedded("127.0.0.1:0".parse().unwrap());
