@@ -81,7 +81,6 @@ impl Accounts {
         if let Some(credentials) = credentials {
             let user_id = self.check_credentials(credentials).await?;
             self.link_to_account(&user_id, identity).await?;
-            tracing::info!(user_id = %user_id, appid = %appid, "identity bound to an account");
             return Ok(found(user_id, false));
         }
         let linked = match &identity.unionid {
@@ -132,6 +131,12 @@ impl Accounts {
                 "This WeChat user is bound to another account already.",
             ));
         }
+        tracing::info!(
+            user_id = %user_id,
+            appid = %identity.appid,
+            event = "identity_bound",
+            "identity bound to an account"
+        );
         Ok(())
     }
 }

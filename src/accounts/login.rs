@@ -50,6 +50,14 @@ impl Accounts {
         let outcome = self
             .first_login(&app, &input.code, input.credentials, &key)
             .await;
+        if let Err(e) = &outcome {
+            tracing::info!(
+                appid = %app.appid,
+                event = "sign_in_failed",
+                reason = %e.code,
+                "mini program sign-in failed"
+            );
+        }
         let record = match &outcome {
             // Written with the session, in its round trip.
             Ok(_) => return outcome,

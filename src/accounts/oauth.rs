@@ -123,7 +123,7 @@ impl Accounts {
         };
         if let Some(id) = id {
             if self.inner.stores.sessions.delete(&id).await? {
-                tracing::info!("session revoked");
+                tracing::info!(session = %id.to_text(), event = "token_revoked", "session revoked");
             }
         }
         Ok(())

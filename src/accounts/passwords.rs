@@ -162,7 +162,7 @@ impl Accounts {
                 StoreError::Conflict(_) => username_taken(),
                 e => e.into(),
             })?;
-        tracing::info!(user_id = %id, "account created");
+        tracing::info!(user_id = %id, event = "account_created", "account created");
         self.user(&id).await
     }
 
@@ -179,12 +179,22 @@ impl Accounts {
         let limits = &self.inner.stores.limits;
         let folded = credentials.username.folded();
         if let Some(left) = limits.locked_for(&folded).await? {
+            tracing::info!(
+                event = "sign_in_refused",
+                reason = "account_locked",
+                "sign-in refused"
+            );
             return Err(account_locked(left));
         }
         // Counted before argon2 runs, so that concurrent guesses cannot outrun the limit: of
         // any number of them, at most LOCK_AFTER are verified.
         let attempt = limits.count_attempt(&folded).await?;
         if attempt > LOCK_AFTER {
+            tracing::info!(
+                event = "sign_in_refused",
+                reason = "account_locked",
+                "sign-in refused"
+            );
             let left = limits.locked_for(&folded).await?;
             return Err(account_locked(left.unwrap_or(LOCK_SECONDS)));
         }
@@ -204,9 +214,20 @@ impl Accounts {
                 return Ok(user_id);
             }
         }
+        let user_id = user_id.as_deref().unwrap_or("-");
+        tracing::info!(
+            user_id,
+            event = "sign_in_failed",
+            reason = "invalid_credentials",
+            "wrong username or password"
+        );
         if attempt == LOCK_AFTER {
             limits.lock(&folded).await?;
-            tracing::warn!("an account was locked after {LOCK_AFTER} wrong passwords");
+            tracing::warn!(
+                user_id,
+                event = "account_locked",
+                "an account was locked after {LOCK_AFTER} wrong passwords"
+            );
         }
         Err(invalid_credentials())
     }

@@ -89,6 +89,7 @@ impl Accounts {
             user_id = %user.id,
             appid = session.appid.as_deref().unwrap_or("-"),
             is_new_user,
+            event = "signed_in",
             "signed in"
         );
         Ok(SignedIn {
@@ -254,6 +255,7 @@ impl Accounts {
     /// auth; offline verifiers accept one until its `exp`).
     pub async fn logout(&self, id: &SessionId) -> Result<()> {
         self.inner.stores.sessions.delete(id).await?;
+        tracing::info!(session = %id.to_text(), event = "signed_out", "signed out");
         Ok(())
     }
 

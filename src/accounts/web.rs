@@ -225,6 +225,7 @@ impl Accounts {
             user_id = %user_id,
             provider = provider.as_str(),
             is_new_user,
+            event = "web_sign_in",
             "web sign-in"
         );
         with_fragment(&pending.redirect_uri, &format!("ticket={ticket}"))

@@ -19,6 +19,7 @@ use std::time::Instant;
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use poem_openapi::{auth::Bearer, OpenApiService, SecurityScheme, Tags};
+use tracing::Instrument;
 
 use crate::accounts::{Accounts, Authenticated};
 use crate::error::{Code, Error};
@@ -156,6 +157,15 @@ fn rate_limited_path(path: &str) -> bool {
         || (path.starts_with("/api/v1/oauth/") && path.ends_with("/authorize"))
 }
 
+/// Whether a path's requests may write audit events: sign-in, sign-out, binding, the
+/// account's lasting changes, revocation.
+fn audited_path(path: &str) -> bool {
+    rate_limited_path(path)
+        || path.starts_with("/api/v1/me/")
+        || path.starts_with("/api/v1/oauth/")
+        || path == "/oauth2/revoke"
+}
+
 /// Request id, per-IP limit, body limit, error bodies, log line and metrics for every request.
 async fn edge_layer<E: Endpoint>(
     ep: Arc<E>,
@@ -174,9 +184,18 @@ async fn edge_layer<E: Endpoint>(
     let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
     let forwarded_for = req.headers().get_all("x-forwarded-for");
     let forwarded_for = forwarded_for.iter().filter_map(|line| line.to_str().ok());
-    let limited = match client_ip(peer, forwarded_for, &edge.trusted_proxies) {
+    let client = client_ip(peer, forwarded_for, &edge.trusted_proxies);
+    let limited = match client {
         Some(ip) if rate_limited_path(&path) => svc.rate_limit(ip).await.err(),
         _ => None,
+    };
+    // The audit events of a request (sign-ins, failures, lockouts, bindings, ends of sessions
+    // and tokens) carry who asked and which request it was.
+    let span = if audited_path(&path) {
+        let client = client.map(|ip| ip.to_string()).unwrap_or_default();
+        tracing::info_span!("request", request_id = %request_id, client_ip = %client)
+    } else {
+        tracing::Span::none()
     };
     let body = match limited {
         // Over the limit (or the limiter's store is down): answered before the body is read.
@@ -187,7 +206,10 @@ async fn edge_layer<E: Endpoint>(
         Err(error) => Err(into_poem(error)),
         Ok(Ok(bytes)) => {
             req.set_body(bytes);
-            ep.call(req).await.map(IntoResponse::into_response)
+            ep.call(req)
+                .instrument(span)
+                .await
+                .map(IntoResponse::into_response)
         }
         Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => Err(poem::Error::new(
             Error::new(

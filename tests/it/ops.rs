@@ -209,3 +209,64 @@ async fn answers_with_tokens_are_not_stored_and_pages_cannot_be_framed() {
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     }
 }
+
+/// The audit trail: sign-ins, failures, lockouts, bindings and ends of sessions are log events
+/// with the client IP and the request id, and never the secret.
+#[tokio::test]
+async fn audit_events_carry_the_client_ip_and_the_request_id() {
+    let app = spawn_with(Db::Sqlite, Kv::Memory, |c| {
+        c.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let password = "an audited password 7";
+    let username = "audit-account";
+    app.post(
+        "/api/v1/accounts",
+        None,
+        json!({"username": username, "password": password}),
+    )
+    .await;
+    let mut request_ids = Vec::new();
+    for _ in 0..5 {
+        let r = app
+            .http
+            .post(format!("{}/api/v1/auth/password", app.base))
+            .header("x-forwarded-for", "198.51.100.77")
+            .json(&json!({"username": username, "password": "not the password 7"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        request_ids.push(r.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+    let token = app.token("audra").await;
+    app.call("POST", "/api/v1/auth/logout", Some(&token), None)
+        .await;
+
+    let logs = logs();
+    let events: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l.get("event").is_some())
+        .collect();
+    let of = |event: &str, request_id: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == event && e["span"]["request_id"].as_str() == Some(request_id))
+    };
+    for id in &request_ids {
+        let failed = of("sign_in_failed", id).expect("a failed sign-in is an event");
+        assert_eq!(failed["span"]["client_ip"], "198.51.100.77");
+        assert_eq!(failed["reason"], "invalid_credentials");
+    }
+    assert!(of("account_locked", request_ids.last().unwrap()).is_some());
+    assert!(events.iter().any(|e| e["event"] == "signed_in"
+        && e["span"]["client_ip"] == "127.0.0.1"
+        && e["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 32)));
+    assert!(events.iter().any(|e| e["event"] == "signed_out"));
+    for secret in [password, "not the password 7", username, &token] {
+        assert!(!logs.contains(secret), "{secret} is in the logs");
+    }
+}
