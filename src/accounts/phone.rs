@@ -1,7 +1,7 @@
 //! Phone numbers (the `getPhoneNumber` button, current and older) and open data: what WeChat
 //! encrypted with the session's session_key.
 
-use super::sessions::wechat_part;
+use super::sessions::{wechat_part, Authenticated};
 use super::Accounts;
 use crate::domain::{now, Phone, Session, WxCode};
 use crate::error::{Code, Error, Result, DECRYPT_FAILED};
@@ -57,11 +57,11 @@ impl Accounts {
     /// Reads the phone number from the older button's encryptedData and stores it on the user.
     pub async fn phone_by_data(
         &self,
-        session: &Session,
+        auth: &Authenticated,
         encrypted_data: &str,
         iv: &str,
     ) -> Result<Phone> {
-        let open = self.decrypt(session, encrypted_data, iv, None).await?;
+        let open = self.decrypt(auth, encrypted_data, iv, None).await?;
         let field = |name: &str| match open.data.get(name) {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(serde_json::Value::Number(n)) => Some(n.to_string()),
@@ -82,7 +82,7 @@ impl Accounts {
             pure_phone_number,
             country_code,
         };
-        self.store_phone(session, phone).await
+        self.store_phone(&auth.session, phone).await
     }
 
     async fn store_phone(&self, session: &Session, phone: Phone) -> Result<Phone> {
@@ -96,10 +96,10 @@ impl Accounts {
 
     /// Decrypts open data with the session's session_key (the previous one too, within five
     /// minutes of a refresh), checks the watermark and, where given, the signature, and records a
-    /// unionId the identity had not.
+    /// unionId the identity had not, once: after that, decryption is computation alone.
     pub async fn decrypt(
         &self,
-        session: &Session,
+        auth: &Authenticated,
         encrypted_data: &str,
         iv: &str,
         signed: Option<(&str, &str)>,
@@ -110,7 +110,8 @@ impl Accounts {
                  bytes)."
             ))
         };
-        let (appid, openid) = wechat_part(session)?;
+        let session = &auth.session;
+        let (appid, _) = wechat_part(session)?;
         let iv = crypto::decode_block("iv", iv).map_err(bad)?;
         let data = crypto::decode_b64("encryptedData", encrypted_data).map_err(bad)?;
         if data.is_empty() || data.len() % 16 != 0 {
@@ -146,15 +147,56 @@ impl Accounts {
                 ));
             }
         }
-        if let (false, Some(serde_json::Value::String(unionid))) =
-            (session.unionid_known, data.get("unionId"))
-        {
-            self.inner
-                .stores
+        if let Some(serde_json::Value::String(unionid)) = data.get("unionId") {
+            self.learn_unionid(auth, unionid, data.get("openId"))
+                .await?;
+        }
+        Ok(OpenData { data, watermark })
+    }
+
+    /// Records a unionId that decrypted data carries, where the identity has none yet and the
+    /// data is the session's own user's (its `openId`, where present, is the session's); then
+    /// marks the session, so that its next decryptions write nothing.
+    async fn learn_unionid(
+        &self,
+        auth: &Authenticated,
+        unionid: &str,
+        data_openid: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let session = &auth.session;
+        let Some((appid, openid)) = session.wechat_identity() else {
+            return Ok(());
+        };
+        if data_openid.is_some_and(|o| o.as_str() != Some(openid)) {
+            tracing::warn!(
+                user_id = %session.user_id,
+                "decrypted data names another openId than the session's: its unionId is ignored"
+            );
+            return Ok(());
+        }
+        let known = session.unionid_known
+            || auth
+                .user
+                .identity(appid, openid)
+                .is_some_and(|i| i.unionid.is_some());
+        if !known {
+            let stores = &self.inner.stores;
+            stores
                 .users
                 .record_unionid(&session.user_id, appid, openid, unionid)
                 .await?;
         }
-        Ok(OpenData { data, watermark })
+        if !session.unionid_known {
+            let marked = Session {
+                unionid_known: true,
+                ..session.clone()
+            };
+            self.inner
+                .stores
+                .sessions
+                .put(&auth.session_id, &marked)
+                .await?;
+        }
+        Ok(())
     }
 }

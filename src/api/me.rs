@@ -168,7 +168,7 @@ impl MeApi {
                 code: None,
                 encrypted_data: Some(data),
                 iv: Some(iv),
-            } => accounts.phone_by_data(session, &data, &iv).await?,
+            } => accounts.phone_by_data(&auth.0, &data, &iv).await?,
             _ => {
                 return Err(Error::invalid(
                     "Send either `code` (getPhoneNumber's code) or both `encryptedData` and \

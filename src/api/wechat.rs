@@ -49,7 +49,7 @@ impl WechatApi {
             }
         };
         let open = accounts
-            .decrypt(&auth.0.session, &req.encrypted_data, &req.iv, signed)
+            .decrypt(&auth.0, &req.encrypted_data, &req.iv, signed)
             .await?;
         Ok(DecryptOk::Ok(Json(DecryptBody {
             data: open.data.into(),

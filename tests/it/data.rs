@@ -159,6 +159,67 @@ async fn a_unionid_learned_from_open_data_is_recorded() {
         me.body["identities"][0]["unionid"],
         "oUNIONolga000000000000000000"
     );
+
+    // Recorded once: the next decryptions of the session write nothing (were the row cleared
+    // behind our back, they would not fill it again).
+    let url = secrecy::ExposeSecret::expose_secret(&app.config.storage.database_url).to_string();
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE identities SET unionid = NULL WHERE appid = $1")
+        .bind(APPID)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let r = app
+            .post(
+                "/api/v1/wechat/decrypt",
+                Some(token),
+                json!({"encryptedData": data["encryptedData"], "iv": data["iv"]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let row = sqlx::query("SELECT unionid FROM identities WHERE appid = $1")
+        .bind(APPID)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(sqlx::Row::get::<Option<String>, _>(&row, 0), None);
+}
+
+#[tokio::test]
+async fn a_unionid_of_data_that_names_another_openid_is_not_recorded() {
+    let app = spawn_app().await;
+    app.emu(
+        "POST",
+        "/apps",
+        json!({"appid": APPID, "secret": SECRET, "unionid": false}),
+    )
+    .await;
+    let token = app.token("pia-data").await;
+    let data = app
+        .emu(
+            "POST",
+            "/encrypt",
+            json!({"appid": APPID, "user": "pia-data", "data": {
+                "openId": "oSOMEONEELSE0000000000000000",
+                "unionId": "oUNIONsomeoneelse00000000000",
+            }}),
+        )
+        .await;
+    let r = app
+        .post(
+            "/api/v1/wechat/decrypt",
+            Some(&token),
+            json!({"encryptedData": data["encryptedData"], "iv": data["iv"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let me = app.get("/api/v1/me", Some(&token)).await;
+    assert!(me.body["identities"][0]["unionid"].is_null(), "{}", me.text);
 }
 
 #[tokio::test]
