@@ -41,6 +41,8 @@ trap cleanup EXIT
 APPID=wxbe0c000000000001
 SECRET=bench-secret-00000000000000000001
 SAMPLE_APPID=wx4f4bc4dec97d474b
+# An app bound to no Open Platform account: its logins carry no unionid, its open data does.
+NOU_APPID=wxbe0c000000000003
 SAMPLE_KEY=tiihtNczf5v6AKRyjwEUhQ==
 
 EMU_PORT=$(free_port)
@@ -128,6 +130,10 @@ secret = "$SECRET"
 [[miniprogram]]
 appid = "$SAMPLE_APPID"
 secret = "sample-secret"
+
+[[miniprogram]]
+appid = "$NOU_APPID"
+secret = "$SECRET"
 TOML
   # The introspection client as an environment variable, which builds from before it ignore.
   WXLOGIN_CLIENTS=bench:bench-secret-0123456789 RUST_LOG=warn "$BIN" serve --config "$WORK/wxlogin.toml" >"$WORK/server.log" 2>&1 &
@@ -194,6 +200,14 @@ run_pass() { # title database-url
 import json, sys
 json.dump({"encryptedData": "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==", "iv": "r7BXXKkLb8qrSNn05n0qiA=="}, open(sys.argv[1], "w"))
 PY
+  # A session whose identity has no unionid, and open data that carries one: decryption learns
+  # it once, then is computation alone.
+  emu_post /apps "{\"appid\":\"$NOU_APPID\",\"secret\":\"$SECRET\",\"unionid\":false}" >/dev/null
+  code=$(emu_post /login "{\"appid\":\"$NOU_APPID\",\"user\":\"bench-nou\"}" | json '["code"]')
+  local nou_token
+  nou_token=$(curl -sf -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' -d "{\"code\":\"$code\",\"appid\":\"$NOU_APPID\"}" | json '["token"]')
+  emu_post /encrypt "{\"appid\":\"$NOU_APPID\",\"user\":\"bench-nou\",\"data\":{\"unionId\":\"oUNIONbenchnou000000000000000\",\"nickName\":\"Band\"}}" \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin); json.dump({"encryptedData": d["encryptedData"], "iv": d["iv"]}, sys.stdout)' >"$WORK/decrypt-unionid.json"
   # Returning users: 1000 users signed in once before the run.
   mint login ret- 1000 1000 "$WORK/warm.codes"
   xargs -P 8 -I{} curl -sf -o /dev/null -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' \
@@ -220,6 +234,7 @@ PY
     row "POST /api/v1/auth/token" fixed "$SERVER/api/v1/auth/token" POST - "Authorization: Bearer $token"
   fi
   row "POST /api/v1/wechat/decrypt (sample)" fixed "$SERVER/api/v1/wechat/decrypt" POST "$WORK/decrypt.json" "Authorization: Bearer $sample_token"
+  row "POST /api/v1/wechat/decrypt (learns unionId)" fixed "$SERVER/api/v1/wechat/decrypt" POST "$WORK/decrypt-unionid.json" "Authorization: Bearer $nou_token"
   row "POST /api/v1/auth/login (returning)" fresh "$SERVER/api/v1/auth/login" "$WORK/returning.codes" POST "$login"
   row "POST /api/v1/auth/login (new user)" fresh "$SERVER/api/v1/auth/login" "$WORK/new.codes" POST "$login"
   row "POST /api/v1/me/phone (code)" fresh "$SERVER/api/v1/me/phone" "$WORK/phone.codes" POST '{"code":"%s"}' "Authorization: Bearer $token"
