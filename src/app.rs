@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::accounts::{Accounts, WebUrls};
 use crate::config::Config;
+use crate::readiness::Readiness;
 use crate::slow_clients::{ConnectionTimeouts, HeadDeadline};
 use crate::store::{kv::Kv, seal::Sealer, users::Users, Stores};
 use crate::{api, wechat};
@@ -38,6 +39,7 @@ pub enum StartError {
 /// A server bound to its port, not yet serving.
 pub struct App {
     acceptor: TcpAcceptor,
+    readiness: Readiness,
     timeouts: ConnectionTimeouts,
     port: u16,
     accounts: Accounts,
@@ -71,16 +73,18 @@ impl App {
         let users = database(config).await?;
         let listener = listen(config.server.listen).await?;
         let in_flight = Arc::new(Semaphore::new(config.wechat.max_concurrent));
-        App::assemble(config, users, listener, in_flight).await
+        App::assemble(config, users, listener, in_flight, Readiness::shared(1)).await
     }
 
     /// The server on a bound listener, with its own connections to Redis and WeChat; the cap on
-    /// calls to WeChat in flight is `in_flight`, shared by every runtime of the process.
+    /// calls to WeChat in flight is `in_flight`, shared by every runtime of the process; its
+    /// connections' health goes to `readiness`.
     async fn assemble(
         config: &Config,
         users: Users,
         listener: std::net::TcpListener,
         in_flight: Arc<Semaphore>,
+        readiness: Readiness,
     ) -> Result<App, StartError> {
         let storage = &config.storage;
         let kv = match &storage.redis_url {
@@ -146,6 +150,7 @@ impl App {
             .unwrap_or_default();
         Ok(App {
             acceptor,
+            readiness,
             timeouts: config.server.timeouts,
             port,
             accounts,
@@ -164,7 +169,9 @@ impl App {
 
     /// Serves until `shutdown` completes, then lets requests in flight finish (bounded).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let routes = api::routes(self.accounts, self.edge, self.demo_page);
+        // Ends with the runtime: the process's, or this serving thread's.
+        tokio::spawn(self.readiness.clone().watch(self.accounts.clone()));
+        let routes = api::routes(self.accounts, self.edge, self.readiness, self.demo_page);
         serve(self.acceptor, routes, self.timeouts, shutdown).await
     }
 }
@@ -230,12 +237,14 @@ pub async fn serve_threads(
     let listener = listen(config.server.listen).await?;
     let port = listener.local_addr()?.port();
     let in_flight = Arc::new(Semaphore::new(config.wechat.max_concurrent));
+    let readiness = Readiness::shared(threads);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut started = Vec::new();
     let mut finished = Vec::new();
     for i in 0..threads {
         let (config, listener) = (config.clone(), listener.try_clone()?);
         let (in_flight, mut stopped) = (in_flight.clone(), stopped.clone());
+        let readiness = readiness.slot(i);
         let (ready, ready_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
         let (done, done_rx) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
         started.push(ready_rx);
@@ -252,7 +261,9 @@ pub async fn serve_threads(
                 };
                 runtime.block_on(async move {
                     let built = match connect_database(&config, threads).await {
-                        Ok(users) => App::assemble(&config, users, listener, in_flight).await,
+                        Ok(users) => {
+                            App::assemble(&config, users, listener, in_flight, readiness).await
+                        }
                         Err(e) => Err(e),
                     };
                     let app = match built {

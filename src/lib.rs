@@ -20,6 +20,7 @@ pub mod domain;
 pub mod emulator;
 pub mod error;
 pub mod jose;
+pub mod readiness;
 pub mod slow_clients;
 pub mod store;
 pub mod telemetry;

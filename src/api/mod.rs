@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use crate::accounts::{Accounts, Authenticated};
 use crate::error::{Code, Error};
+use crate::readiness::Readiness;
 use crate::telemetry;
 use client_ip::client_ip;
 use errors::ErrorBody;
@@ -104,7 +105,12 @@ pub struct Edge {
 }
 
 /// All routes with the edge middleware, ready to serve.
-pub fn routes(svc: Accounts, edge: Edge, demo_page: bool) -> impl Endpoint<Output = Response> {
+pub fn routes(
+    svc: Accounts,
+    edge: Edge,
+    readiness: Readiness,
+    demo_page: bool,
+) -> impl Endpoint<Output = Response> {
     let api = service();
     let spec = api.spec();
     let docs = api.swagger_ui();
@@ -132,6 +138,7 @@ pub fn routes(svc: Accounts, edge: Edge, demo_page: bool) -> impl Endpoint<Outpu
         )
         .nest("/", api)
         .data(svc.clone())
+        .data(readiness)
         .around(move |ep, req| edge_layer(ep, req, svc.clone(), edge.clone()))
 }
 

@@ -5,6 +5,7 @@ use poem_openapi::{payload::PlainText, ApiResponse, OpenApi};
 
 use super::Tag;
 use crate::accounts::Accounts;
+use crate::readiness::Readiness;
 
 #[derive(ApiResponse)]
 pub enum Ready {
@@ -26,11 +27,14 @@ impl OpsApi {
         PlainText("ok")
     }
 
-    /// Redis and the database answer
+    /// Redis and the database answer, on every serving thread
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
-    async fn readyz(&self, accounts: Data<&Accounts>) -> Ready {
+    async fn readyz(&self, accounts: Data<&Accounts>, readiness: Data<&Readiness>) -> Ready {
         match accounts.ready().await {
-            Ok(()) => Ready::Ready(PlainText("ready")),
+            Ok(()) if readiness.all_ready() => Ready::Ready(PlainText("ready")),
+            Ok(()) => Ready::NotReady(PlainText(
+                "not ready: another serving thread's connections are being re-established".into(),
+            )),
             Err(e) => {
                 tracing::warn!(error = %e, "not ready");
                 Ready::NotReady(PlainText("not ready: a dependency does not answer".into()))

@@ -96,19 +96,34 @@ impl Kv {
         })
     }
 
-    /// A command on Redis or the cluster (not for the in-process store).
+    /// A command on Redis or the cluster (not for the in-process store). On a single Redis, a
+    /// command that met a dead connection (Redis restarted since it was made: the command cannot
+    /// have reached the new server) is sent once more, on the connection the manager has made
+    /// meanwhile; a timeout is not retried.
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
         match &self.backend {
-            Backend::Redis(c) => Ok(cmd.query_async(&mut *c.clone()).await?),
+            Backend::Redis(c) => {
+                let mut conn = (**c).clone();
+                match cmd.query_async(&mut conn).await {
+                    Err(e) if e.is_unrecoverable_error() => Ok(cmd.query_async(&mut conn).await?),
+                    answer => Ok(answer?),
+                }
+            }
             Backend::Cluster(c) => Ok(cmd.query_async(&mut *c.clone()).await?),
             Backend::Memory(_) => unreachable!("the in-process store takes no Redis commands"),
         }
     }
 
-    /// A pipeline of commands on keys of one slot.
+    /// A pipeline of commands on keys of one slot; retried as `query` is.
     async fn pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
         match &self.backend {
-            Backend::Redis(c) => Ok(pipe.query_async(&mut *c.clone()).await?),
+            Backend::Redis(c) => {
+                let mut conn = (**c).clone();
+                match pipe.query_async(&mut conn).await {
+                    Err(e) if e.is_unrecoverable_error() => Ok(pipe.query_async(&mut conn).await?),
+                    answer => Ok(answer?),
+                }
+            }
             Backend::Cluster(c) => Ok(pipe.query_async(&mut *c.clone()).await?),
             Backend::Memory(_) => unreachable!("the in-process store takes no Redis commands"),
         }

@@ -159,3 +159,180 @@ async fn postgres_down_is_503_and_service_returns_with_it() {
     let s = app.login("yuki").await;
     assert_eq!(s["isNewUser"], true, "the refused login wrote no user");
 }
+
+/// `wxlogin serve` as a process of its own, on `threads` serving threads.
+struct Served {
+    base: String,
+    _child: tokio::process::Child,
+}
+
+async fn serve_process(app: &TestApp, redis_port: u16, threads: usize) -> Served {
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlogin"))
+        .arg("serve")
+        .env("WXLOGIN_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "WXLOGIN_DATABASE_URL",
+            secrecy::ExposeSecret::expose_secret(&app.config.storage.database_url),
+        )
+        .env(
+            "WXLOGIN_REDIS_URL",
+            format!("redis://127.0.0.1:{redis_port}"),
+        )
+        .env("WXLOGIN_THREADS", threads.to_string())
+        .env("WXLOGIN_RATE_LIMIT_PER_MINUTE", "0")
+        .env("WXLOGIN_MINIPROGRAM_APPID", APPID)
+        .env("WXLOGIN_MINIPROGRAM_SECRET", SECRET)
+        .env("WXLOGIN_WECHAT_API_BASE", &app.emu)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Served {
+        base,
+        _child: child,
+    }
+}
+
+/// A client that opens a new connection for every request, so that requests land on every
+/// serving thread (each accepts from the one socket).
+fn fresh_connections() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+async fn readyz(http: &reqwest::Client, base: &str) -> u16 {
+    match http.get(format!("{base}/readyz")).send().await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Polls `/readyz` until it answers `status` (within 15 s).
+async fn until_readyz(http: &reqwest::Client, base: &str, status: u16) {
+    for _ in 0..300 {
+        if readyz(http, base).await == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/readyz never answered {status}");
+}
+
+/// 200 requests, each on a new connection: 100 first logins, each followed by `/me` with its
+/// token. Returns the ones that did not answer 200.
+async fn two_hundred_requests(app: &TestApp, http: &reqwest::Client, base: &str) -> Vec<String> {
+    let mut failed = Vec::new();
+    for i in 0..100 {
+        let code = app
+            .wx_login(&format!("after-{}-{i}", uuid::Uuid::new_v4().simple()))
+            .await;
+        let r = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"code": code}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if status != 200 {
+            failed.push(format!("login {i}: {status} {body}"));
+            continue;
+        }
+        let token = body["token"].as_str().unwrap();
+        let me = http
+            .get(format!("{base}/api/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        if me.status() != 200 {
+            failed.push(format!("/me {i}: {}", me.status()));
+        }
+    }
+    failed
+}
+
+/// Redis stopped and started again under a server of three serving threads: from the first
+/// 200 of `/readyz` on, nothing fails on any thread.
+#[tokio::test]
+async fn after_redis_returns_every_serving_thread_serves_from_the_first_ready() {
+    let app = spawn_app().await;
+    let port = free_port();
+    let mut redis = OwnRedis::start(port).await;
+    let served = serve_process(&app, port, 3).await;
+    let http = fresh_connections();
+    assert!(two_hundred_requests(&app, &http, &served.base)
+        .await
+        .is_empty());
+
+    redis.stop().await;
+    until_readyz(&http, &served.base, 503).await;
+    let _redis = OwnRedis::start(port).await;
+    until_readyz(&http, &served.base, 200).await;
+    let failed = two_hundred_requests(&app, &http, &served.base).await;
+    assert!(failed.is_empty(), "after /readyz said 200: {failed:#?}");
+}
+
+/// The same for PostgreSQL: every connection cut (`pg_terminate_backend`), then the database
+/// refusing connections and accepting them again.
+#[tokio::test]
+async fn after_postgres_returns_every_serving_thread_serves_from_the_first_ready() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    let port = free_port();
+    let _redis = OwnRedis::start(port).await;
+    let served = serve_process(&app, port, 3).await;
+    let http = fresh_connections();
+    assert!(two_hundred_requests(&app, &http, &served.base)
+        .await
+        .is_empty());
+
+    let url = url::Url::parse(secrecy::ExposeSecret::expose_secret(
+        &app.config.storage.database_url,
+    ))
+    .unwrap();
+    let db = url.path().trim_start_matches('/').to_string();
+    let mut admin = sqlx::AnyConnection::connect(&std::env::var("TEST_POSTGRES_URL").unwrap())
+        .await
+        .unwrap();
+    let terminate = format!(
+        "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE datname = '{db}'"
+    );
+    // Every connection of every thread's pool cut at once.
+    sqlx::query(&terminate).fetch_all(&mut admin).await.unwrap();
+    until_readyz(&http, &served.base, 200).await;
+    let failed = two_hundred_requests(&app, &http, &served.base).await;
+    assert!(
+        failed.is_empty(),
+        "after the connections were cut: {failed:#?}"
+    );
+
+    // Down (no connections at all), then up again.
+    for allow in [false, true] {
+        sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS {allow}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        if !allow {
+            sqlx::query(&terminate).fetch_all(&mut admin).await.unwrap();
+            until_readyz(&http, &served.base, 503).await;
+        }
+    }
+    until_readyz(&http, &served.base, 200).await;
+    let failed = two_hundred_requests(&app, &http, &served.base).await;
+    assert!(
+        failed.is_empty(),
+        "after the database came back: {failed:#?}"
+    );
+}
