@@ -13,6 +13,7 @@ apt_install() {
 
 need_install=()
 command -v redis-server >/dev/null || need_install+=(redis-server)
+command -v redis-sentinel >/dev/null || need_install+=(redis-sentinel)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_install+=(postgresql)
 [ ${#need_install[@]} -eq 0 ] || apt_install "${need_install[@]}"
 PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")

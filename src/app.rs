@@ -88,6 +88,12 @@ impl App {
     ) -> Result<App, StartError> {
         let storage = &config.storage;
         let kv = match &storage.redis_url {
+            // Redis behind Sentinel: the master it names, through failovers.
+            Some(url) if url.expose_secret().starts_with("redis+sentinel://") => {
+                Kv::sentinel(url.expose_secret(), &storage.redis_prefix)
+                    .await
+                    .map_err(StartError::Redis)?
+            }
             // Several URLs name the nodes of a Redis Cluster.
             Some(url) if url.expose_secret().contains(',') => {
                 Kv::cluster(url.expose_secret(), &storage.redis_prefix)

@@ -157,8 +157,9 @@ pub struct StorageArgs {
     pub database_url: SecretString,
 
     /// Redis for sessions, tickets and caches (`redis://`, `rediss://`); several URLs,
-    /// comma-separated, name the nodes of a Redis Cluster. Unset: an in-process store, for a
-    /// single node only.
+    /// comma-separated, name the nodes of a Redis Cluster; `redis+sentinel://host:port,.../name`
+    /// follows the master that Redis Sentinel names. Unset: an in-process store, for a single
+    /// node only.
     #[arg(long, env = "WXLOGIN_REDIS_URL", value_parser = secret, hide_env_values = true)]
     pub redis_url: Option<SecretString>,
 
@@ -205,7 +206,9 @@ impl StorageArgs {
         }
         if let Some(urls) = &self.redis_url {
             let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
-            for r in urls.expose_secret().split(',').map(str::trim) {
+            let urls = urls.expose_secret();
+            let sentinel = urls.starts_with("redis+sentinel://");
+            for r in urls.split(',').map(str::trim).filter(|_| !sentinel) {
                 if !schemes.iter().any(|scheme| r.starts_with(scheme)) {
                     return Err(invalid(
                         "WXLOGIN_REDIS_URL must be a redis:// or rediss:// URL",

@@ -10,6 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::FromRedisValue;
 
+use super::sentinel::SentinelRedis;
 use super::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -28,6 +29,8 @@ enum Backend {
     /// by one node; the several keys of `set_many` and `getex_with` are single-slot
     /// steps there.
     Cluster(Box<ClusterConnection>),
+    /// Redis behind Sentinel: the master the sentinels name, through failovers.
+    Sentinel(SentinelRedis),
     Memory(Arc<Mutex<Memory>>),
 }
 
@@ -66,15 +69,29 @@ impl Kv {
     /// stuck Redis becomes a 503 rather than a hung request.
     pub async fn redis(url: &str, prefix: &str) -> Result<Kv> {
         let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(1))
-            .set_response_timeout(Duration::from_secs(1))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let conn = ConnectionManager::new_with_config(client, Self::manager_config()).await?;
         Ok(Kv {
             prefix: prefix.into(),
             backend: Backend::Redis(Box::new(conn)),
         })
+    }
+
+    /// Connects to the master that Redis Sentinel names (`redis+sentinel://...`), and follows
+    /// it through failovers (`store::sentinel`).
+    pub async fn sentinel(url: &str, prefix: &str) -> Result<Kv> {
+        let conn = SentinelRedis::connect(url, Self::manager_config()).await?;
+        Ok(Kv {
+            prefix: prefix.into(),
+            backend: Backend::Sentinel(conn),
+        })
+    }
+
+    /// Commands that take longer than a second count as failures.
+    fn manager_config() -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(Duration::from_secs(1))
+            .set_number_of_retries(1)
     }
 
     /// Connects to a Redis Cluster through any of its nodes (comma-separated URLs).
@@ -110,6 +127,16 @@ impl Kv {
                 }
             }
             Backend::Cluster(c) => Ok(cmd.query_async(&mut *c.clone()).await?),
+            Backend::Sentinel(s) => {
+                let (generation, mut conn) = s.current();
+                match cmd.query_async(&mut conn).await {
+                    Err(e) if SentinelRedis::may_have_moved(&e) => {
+                        s.follow(generation).await?;
+                        Ok(cmd.query_async(&mut s.current().1).await?)
+                    }
+                    answer => Ok(answer?),
+                }
+            }
             Backend::Memory(_) => unreachable!("the in-process store takes no Redis commands"),
         }
     }
@@ -125,6 +152,16 @@ impl Kv {
                 }
             }
             Backend::Cluster(c) => Ok(pipe.query_async(&mut *c.clone()).await?),
+            Backend::Sentinel(s) => {
+                let (generation, mut conn) = s.current();
+                match pipe.query_async(&mut conn).await {
+                    Err(e) if SentinelRedis::may_have_moved(&e) => {
+                        s.follow(generation).await?;
+                        Ok(pipe.query_async(&mut s.current().1).await?)
+                    }
+                    answer => Ok(answer?),
+                }
+            }
             Backend::Memory(_) => unreachable!("the in-process store takes no Redis commands"),
         }
     }
@@ -210,7 +247,7 @@ impl Kv {
     /// and its login's answer for retries) need only that each write happens or fails; a
     /// session whose token was never handed out is unreachable.
     pub async fn set_many(&self, entries: &[(&str, &[u8], Duration)]) -> Result<()> {
-        if let Backend::Redis(_) = &self.backend {
+        if let Backend::Redis(_) | Backend::Sentinel(_) = &self.backend {
             let mut pipe = redis::pipe();
             for (key, value, ttl) in entries {
                 pipe.cmd("SET")
@@ -237,7 +274,7 @@ impl Kv {
         other: &str,
     ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
         match &self.backend {
-            Backend::Redis(_) => {
+            Backend::Redis(_) | Backend::Sentinel(_) => {
                 let mut pipe = redis::pipe();
                 pipe.cmd("GETEX")
                     .arg(self.key(key))

@@ -12,6 +12,7 @@ pub mod kv;
 pub mod limits;
 pub mod replays;
 pub mod seal;
+mod sentinel;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tickets;

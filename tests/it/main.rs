@@ -12,6 +12,7 @@ mod login;
 mod nodes;
 mod ops;
 mod outage;
+mod sentinel;
 mod sessions;
 mod shutdown;
 mod tokens;
