@@ -30,7 +30,8 @@ for (const code of await codes('login', `ret-${RUN}-`, 100, 100)) {
   if (r.status !== 200) throw new Error('setup login: ' + r.status);
   returning.push(r.body.token);
 }
-const phoneLogin = await post(EMU + '/__emulator/login', { appid: APPID, user: `phone-${RUN}` });
+// `/codes` names its users prefix + index: the phone codes below are user `phone-RUN0`'s.
+const phoneLogin = await post(EMU + '/__emulator/login', { appid: APPID, user: `phone-${RUN}0` });
 const phoneToken = (await post(NODES[0] + '/api/v1/auth/login', { code: phoneLogin.body.code, appid: APPID })).body.token;
 const sampleCode = (await post(EMU + '/__emulator/login', { appid: SAMPLE_APPID, user: `band-${RUN}`, sessionKey: SAMPLE_KEY })).body.code;
 const sampleToken = (await post(NODES[0] + '/api/v1/auth/login', { code: sampleCode, appid: SAMPLE_APPID })).body.token;

@@ -204,6 +204,8 @@ for name, c in rows.items():
     n = sum(c.values())
     four = sum(v for k, v in c.items() if 400 <= k < 500)
     print(f"| {name} | {window(name)} | {n} | {c[200]} | {four} | {c[500]} | {c[502]} | {c[503]} | {c[0]} |")
+by_kind = collections.Counter((r["kind"], r["status"]) for r in requests if r["status"] != 200)
+print("\nanswers other than 200, by workload: " + ", ".join(f"{k} {s}: {n}" for (k, s), n in sorted(by_kind.items())))
 answered, not_one, not_theirs, bare, missing = (int(x) for x in open(sys.argv[3]).read().strip().split("|"))
 print()
 print(f"first logins answered 200: {answered}; without exactly one identity: {not_one}; "
