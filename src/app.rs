@@ -163,6 +163,8 @@ impl App {
             edge: api::Edge {
                 max_body_bytes: config.server.max_body_bytes,
                 trusted_proxies: config.server.trusted_proxies.clone(),
+                in_flight: Arc::new(Semaphore::new(config.server.max_in_flight)),
+                deadline: config.server.request_deadline,
             },
             demo_page: config.demo_page,
         })

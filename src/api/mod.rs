@@ -102,6 +102,10 @@ pub struct Edge {
     pub max_body_bytes: usize,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The requests this serving thread may work on at once (`WXLOGIN_MAX_IN_FLIGHT`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// How long a request may take before it is answered 503.
+    pub deadline: std::time::Duration,
 }
 
 /// All routes with the edge middleware, ready to serve.
@@ -173,6 +177,13 @@ fn audited_path(path: &str) -> bool {
         || path == "/oauth2/revoke"
 }
 
+/// A 503 of a server at its limits, to be tried again in a second.
+fn overloaded(message: &str) -> Error {
+    let mut e = Error::new(Code::ServiceUnavailable, message);
+    e.retry_after = Some(1);
+    e
+}
+
 /// Request id, per-IP limit, body limit, error bodies, log line and metrics for every request.
 async fn edge_layer<E: Endpoint>(
     ep: Arc<E>,
@@ -192,10 +203,6 @@ async fn edge_layer<E: Endpoint>(
     let forwarded_for = req.headers().get_all("x-forwarded-for");
     let forwarded_for = forwarded_for.iter().filter_map(|line| line.to_str().ok());
     let client = client_ip(peer, forwarded_for, &edge.trusted_proxies);
-    let limited = match client {
-        Some(ip) if rate_limited_path(&path) => svc.rate_limit(ip).await.err(),
-        _ => None,
-    };
     // The audit events of a request (sign-ins, failures, lockouts, bindings, ends of sessions
     // and tokens) carry who asked and which request it was.
     let span = if audited_path(&path) {
@@ -204,31 +211,53 @@ async fn edge_layer<E: Endpoint>(
     } else {
         tracing::Span::none()
     };
-    let body = match limited {
-        // Over the limit (or the limiter's store is down): answered before the body is read.
-        Some(error) => Err(error),
-        None => Ok(req.take_body().into_bytes_limit(max_body_bytes).await),
-    };
-    let result = match body {
-        Err(error) => Err(into_poem(error)),
-        Ok(Ok(bytes)) => {
-            req.set_body(bytes);
-            ep.call(req)
-                .instrument(span)
-                .await
-                .map(IntoResponse::into_response)
+    let work = async {
+        let limited = match client {
+            Some(ip) if rate_limited_path(&path) => svc.rate_limit(ip).await.err(),
+            _ => None,
+        };
+        let body = match limited {
+            // Over the limit (or the limiter's store is down): answered before the body is read.
+            Some(error) => Err(error),
+            None => Ok(req.take_body().into_bytes_limit(max_body_bytes).await),
+        };
+        match body {
+            Err(error) => Err(into_poem(error)),
+            Ok(Ok(bytes)) => {
+                req.set_body(bytes);
+                ep.call(req)
+                    .instrument(span)
+                    .await
+                    .map(IntoResponse::into_response)
+            }
+            Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => Err(poem::Error::new(
+                Error::new(
+                    Code::PayloadTooLarge,
+                    format!("The request body is larger than {max_body_bytes} bytes."),
+                ),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            )),
+            Ok(Err(e)) => Err(poem::Error::new(
+                Error::invalid(format!("The request body could not be read: {e}")),
+                StatusCode::BAD_REQUEST,
+            )),
         }
-        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => Err(poem::Error::new(
-            Error::new(
-                Code::PayloadTooLarge,
-                format!("The request body is larger than {max_body_bytes} bytes."),
-            ),
-            StatusCode::PAYLOAD_TOO_LARGE,
-        )),
-        Ok(Err(e)) => Err(poem::Error::new(
-            Error::invalid(format!("The request body could not be read: {e}")),
-            StatusCode::BAD_REQUEST,
-        )),
+    };
+    // Backpressure: a thread works on at most `in_flight` requests (health, readiness and
+    // metrics are always answered), and none for longer than the deadline.
+    let always = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
+    let permit = edge.in_flight.clone().try_acquire_owned();
+    let result = match permit {
+        Err(_) if !always => Err(into_poem(overloaded(
+            "This server is working on as many requests as it takes: try again in a moment.",
+        ))),
+        _ => match tokio::time::timeout(edge.deadline, work).await {
+            Ok(result) => result,
+            Err(_) => Err(into_poem(overloaded(&format!(
+                "This request took longer than {} seconds and was given up: try again.",
+                edge.deadline.as_secs()
+            )))),
+        },
     };
     let operation = match &result {
         Ok(r) => r.data::<poem_openapi::OperationId>().map(|o| o.0),

@@ -24,6 +24,10 @@ const DEFAULT_SESSION_TTL: u64 = 604_800;
 /// The absolute lifetime of a session: 30 days.
 const DEFAULT_SESSION_MAX_AGE: u64 = 2_592_000;
 const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Requests one serving thread works on at once.
+const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// How long a request may take, WeChat's slowest answer and its retry included.
+const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(15);
 
 fn invalid(message: impl Into<String>) -> ConfigError {
     ConfigError(message.into())
@@ -62,6 +66,11 @@ pub struct ServerArgs {
     #[arg(long, env = "WXLOGIN_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
+    /// Requests one serving thread works on at once; beyond it, 503 at once (health, readiness
+    /// and metrics are never refused).
+    #[arg(long, env = "WXLOGIN_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+
     /// Comma-separated IPs or CIDRs of proxies whose `X-Forwarded-For` is believed.
     #[arg(long, env = "WXLOGIN_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
@@ -81,6 +90,10 @@ pub struct Server {
     /// Serving threads (0: one per core).
     pub threads: usize,
     pub max_body_bytes: usize,
+    pub max_in_flight: usize,
+    /// How long a request may take before it is answered 503 (15 s; set otherwise only by
+    /// tests).
+    pub request_deadline: Duration,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub log_format: LogFormat,
     /// A request head's deadline and the idle timeout between requests (10 s and 60 s; fixed,
@@ -119,6 +132,8 @@ impl ServerArgs {
             listen: self.listen,
             threads: self.threads,
             max_body_bytes: self.max_body_bytes,
+            max_in_flight: self.max_in_flight.max(1),
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
             trusted_proxies,
             log_format: self.log_format,
             timeouts: Default::default(),
@@ -134,6 +149,8 @@ impl Server {
             public_url_as_given: http_url(listen),
             threads: 0,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             timeouts: Default::default(),

@@ -230,3 +230,63 @@ async fn slow_request_heads_and_idle_connections_are_closed() {
         "closed for idling, later: {took:?}"
     );
 }
+
+/// Backpressure: beyond `WXLOGIN_MAX_IN_FLIGHT` requests at once, 503 at once (health and
+/// readiness still answered); a request that outlives the deadline is answered 503.
+#[tokio::test]
+async fn requests_beyond_the_limit_or_the_deadline_are_503_and_health_still_answers() {
+    let app = spawn_with(Db::Sqlite, Kv::Memory, |c| {
+        c.server.max_in_flight = 2;
+        c.server.request_deadline = Duration::from_secs(2);
+        c.wechat.timeout = Duration::from_secs(10);
+        c.login.rate_limit_per_minute = 0;
+    })
+    .await;
+    app.fault(json!({"path": "/sns/jscode2session", "delayMs": 1000, "times": 4}))
+        .await;
+    let mut codes = Vec::new();
+    for i in 0..4 {
+        codes.push(app.wx_login(&format!("busy-{i}")).await);
+    }
+    let logins: Vec<_> = codes
+        .into_iter()
+        .map(|code| {
+            let base = app.base.clone();
+            tokio::spawn(async move {
+                let r = reqwest::Client::new()
+                    .post(format!("{base}/api/v1/auth/login"))
+                    .json(&json!({"code": code, "appid": APPID}))
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.headers().get("retry-after").cloned())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two are being worked on: health and readiness answer regardless.
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+    assert_eq!(app.get("/readyz", None).await.status, 200);
+    let mut statuses = Vec::new();
+    for l in logins {
+        let (status, retry_after) = l.await.unwrap();
+        if status == 503 {
+            assert_eq!(retry_after.unwrap(), "1");
+        }
+        statuses.push(status);
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 503, 503]);
+
+    // A request that WeChat keeps past the deadline is given up with a 503, not left waiting.
+    app.emu("DELETE", "/faults", serde_json::Value::Null).await;
+    app.fault(json!({"path": "/sns/jscode2session", "delayMs": 4000, "times": 1}))
+        .await;
+    let r = app.try_login("slow-one").await;
+    assert_error(&r, 503, "service_unavailable");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("2 seconds"),
+        "{}",
+        r.text
+    );
+}

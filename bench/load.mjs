@@ -1,0 +1,82 @@
+// Mixed load against wxlogin nodes, shared by bench/chaos-load.mjs and bench/soak-load.mjs:
+// first and returning logins, /me, decrypt of WeChat's sample, and the phone button, sent
+// round-robin to the nodes. `prepare()` signs in the users the load needs and mints codes;
+// its `request()` sends one request of a random workload and says how it went.
+
+const SAMPLE = {
+  encryptedData: 'CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==',
+  iv: 'r7BXXKkLb8qrSNn05n0qiA==',
+};
+
+async function post(url, body, token) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = 'Bearer ' + token;
+  const r = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(15000) });
+  return { status: r.status, body: await r.json().catch(() => null) };
+}
+
+/** Signs in what the load needs (through the first node) and mints `count` codes of each kind. */
+export async function prepare({ nodes, emu, appid, sampleAppid, sampleKey, count }) {
+  const run = Math.random().toString(36).slice(2, 8);
+  const codes = async (kind, userPrefix, userCount, n) => {
+    const all = [];
+    for (let left = n; left > 0; left -= 1000000) {
+      const r = await post(emu + '/__emulator/codes', { appid, kind, userPrefix, userCount, count: Math.min(left, 1000000) });
+      for (const code of r.body.codes) all.push(code);
+    }
+    return all;
+  };
+  const returning = [];
+  for (const code of await codes('login', `ret-${run}-`, 100, 100)) {
+    const r = await post(nodes[0] + '/api/v1/auth/login', { code, appid });
+    if (r.status !== 200) throw new Error('setup login: ' + r.status);
+    returning.push(r.body.token);
+  }
+  // `/codes` names its users prefix + index: the phone codes below are user `phone-RUN0`'s.
+  const phoneCode = (await post(emu + '/__emulator/login', { appid, user: `phone-${run}0` })).body.code;
+  const phoneToken = (await post(nodes[0] + '/api/v1/auth/login', { code: phoneCode, appid })).body.token;
+  const sampleCode = (await post(emu + '/__emulator/login', { appid: sampleAppid, user: `band-${run}`, sessionKey: sampleKey })).body.code;
+  const sampleToken = (await post(nodes[0] + '/api/v1/auth/login', { code: sampleCode, appid: sampleAppid })).body.token;
+  const fresh = await codes('login', `new-${run}-`, count, count);
+  const again = await codes('login', `ret-${run}-`, 100, count);
+  const phones = await codes('phone', `phone-${run}`, 1, Math.ceil(count / 2));
+
+  let rr = 0;
+  /** One request of a random workload: {kind, node, status, ms, body}. Status 0: no answer. */
+  async function request() {
+    const node = nodes[rr++ % nodes.length];
+    const pick = Math.random();
+    let kind;
+    let send;
+    if (pick < 0.2) {
+      kind = 'first login';
+      send = () => post(node + '/api/v1/auth/login', { code: fresh.pop(), appid });
+    } else if (pick < 0.4) {
+      kind = 'returning login';
+      send = () => post(node + '/api/v1/auth/login', { code: again.pop(), appid });
+    } else if (pick < 0.7) {
+      kind = '/me';
+      const token = returning[Math.floor(Math.random() * returning.length)];
+      send = async () => {
+        const r = await fetch(node + '/api/v1/me', { headers: { authorization: 'Bearer ' + token }, signal: AbortSignal.timeout(15000) });
+        return { status: r.status, body: await r.json().catch(() => null) };
+      };
+    } else if (pick < 0.9) {
+      kind = 'decrypt';
+      send = () => post(node + '/api/v1/wechat/decrypt', SAMPLE, sampleToken);
+    } else {
+      kind = 'phone';
+      send = () => post(node + '/api/v1/me/phone', { code: phones.pop() }, phoneToken);
+    }
+    const started = performance.now();
+    let status = 0;
+    let body = null;
+    try {
+      ({ status, body } = await send());
+    } catch (_) {
+      status = 0;
+    }
+    return { kind, node, status, ms: performance.now() - started, body };
+  }
+  return { request };
+}

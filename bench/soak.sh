@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Soak (not in CI): one `wxlogin serve` (Redis and PostgreSQL, sealing on) under bench/load.mjs's
+# mixed load at half the rate it reaches flat out, for SOAK_MINUTES (20) minutes. Each minute:
+# requests, errors, p50 and p99, the server's RSS and open file descriptors, Redis's used
+# memory. After the first five minutes each must stay within 10% of its lowest value: sessions
+# live 60 s here, but the user cache keeps each new user five minutes, so Redis reaches its
+# steady state only then (SOAK_WARMUP, in minutes).
+#
+#   bench/soak.sh
+#   SOAK_MINUTES=5 bench/soak.sh
+#   BENCH_BIN=target/release/wxlogin bench/soak.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MINUTES=${SOAK_MINUTES:-20}
+export SOAK_WARMUP=${SOAK_WARMUP:-5}
+
+source scripts/services.sh
+command -v node >/dev/null || apt_install nodejs
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  cargo build --release --bin wxlogin >&2
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wxlogin
+fi
+WORK=$(mktemp -d /tmp/wxlogin-soak.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; stop_services; }
+trap cleanup EXIT
+
+APPID=wx50a0000000000001
+SECRET=soak-secret-0000000000000000000001
+SAMPLE_APPID=wx4f4bc4dec97d474b
+SAMPLE_KEY=tiihtNczf5v6AKRyjwEUhQ==
+
+EMU_PORT=$(free_port)
+"$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --app "$APPID:$SECRET" --app "$SAMPLE_APPID:sample-secret" \
+  >"$WORK/emulator.log" 2>&1 &
+PIDS+=($!)
+EMU="http://127.0.0.1:$EMU_PORT"
+for _ in $(seq 100); do curl -sf "$EMU/__emulator/calls" >/dev/null && break; sleep 0.05; done
+
+PORT=$(free_port)
+cat >"$WORK/wxlogin.toml" <<TOML
+listen = "127.0.0.1:$PORT"
+database_url = "$TEST_POSTGRES_URL"
+redis_url = "$TEST_REDIS_URL"
+wechat_api_base = "$EMU"
+rate_limit_per_minute = 0
+session_ttl = 60
+sealing_keys = "1:$(head -c 32 /dev/urandom | base64)"
+
+[[miniprogram]]
+appid = "$APPID"
+secret = "$SECRET"
+
+[[miniprogram]]
+appid = "$SAMPLE_APPID"
+secret = "sample-secret"
+TOML
+RUST_LOG=warn "$BIN" serve --config "$WORK/wxlogin.toml" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+PIDS+=($SERVER_PID)
+SERVER="http://127.0.0.1:$PORT"
+for _ in $(seq 200); do curl -sf "$SERVER/healthz" >/dev/null && break; sleep 0.05; done
+
+export NODES=$SERVER EMU APPID SAMPLE_APPID SAMPLE_KEY SERVER_PID REDIS_PORT
+MAX=$(MODE=max DURATION_S=15 node bench/soak-load.mjs)
+RATE=$((MAX / 2))
+echo "flat out: $MAX requests/s; soaking at $RATE/s for $MINUTES minutes" >&2
+MODE=soak RATE=$RATE DURATION_S=$((MINUTES * 60)) node bench/soak-load.mjs >"$WORK/minutes.jsonl"
+
+python3 - "$WORK/minutes.jsonl" "$MAX" "$RATE" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"\n## Soak: {len(rows)} minutes at {sys.argv[3]} requests/s (flat out: {sys.argv[2]}/s)\n")
+print("| minute | requests | errors | p50 ms | p99 ms | RSS MB | open fds | Redis MB |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+for r in rows:
+    print(f"| {r['minute']} | {r['requests']} | {r['errors'] + r['dropped']} | {r['p50']} | {r['p99']} | "
+          f"{r['rss']} | {r['fds']} | {r['redisMb']} |")
+import os
+warmup = int(os.environ["SOAK_WARMUP"])
+steady = rows[warmup:]
+failures = []
+for key, name in [("rss", "RSS"), ("fds", "open fds"), ("redisMb", "Redis memory"), ("p99", "p99")]:
+    values = [r[key] for r in steady]
+    if values and max(values) > min(values) * 1.10:
+        failures.append(f"{name} {min(values)}..{max(values)}")
+if any(r["errors"] or r["dropped"] for r in rows):
+    failures.append("errors")
+print(f"\nflat after {warmup} minutes: " + ("yes" if not failures else "no: " + "; ".join(failures)))
+sys.exit(1 if failures else 0)
+PY
