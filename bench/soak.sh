@@ -8,6 +8,7 @@
 #
 #   bench/soak.sh
 #   SOAK_MINUTES=5 bench/soak.sh
+#   SOAK_OVERLOAD=1 bench/soak.sh   # a minute at twice the flat-out rate: health latency, memory
 #   BENCH_BIN=target/release/wxlogin bench/soak.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +67,11 @@ for _ in $(seq 200); do curl -sf "$SERVER/healthz" >/dev/null && break; sleep 0.
 export NODES=$SERVER EMU APPID SAMPLE_APPID SAMPLE_KEY SERVER_PID REDIS_PORT
 MAX=$(MODE=max DURATION_S=15 node bench/soak-load.mjs)
 RATE=$((MAX / 2))
+if [ "${SOAK_OVERLOAD:-0}" = 1 ]; then
+  # Backpressure instead: a minute at twice the flat-out rate, open loop.
+  MODE=overload RATE=$((MAX * 2)) DURATION_S=60 node bench/soak-load.mjs
+  exit 0
+fi
 echo "flat out: $MAX requests/s; soaking at $RATE/s for $MINUTES minutes" >&2
 MODE=soak RATE=$RATE DURATION_S=$((MINUTES * 60)) node bench/soak-load.mjs >"$WORK/minutes.jsonl"
 
