@@ -17,30 +17,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${CHAOS_DURATION:-60}
 
-source scripts/services.sh
+source bench/common.sh chaos
 command -v node >/dev/null || apt_install nodejs
 command -v psql >/dev/null || apt_install postgresql-client
-if [ -n "${BENCH_BIN:-}" ]; then
-  BIN=$BENCH_BIN
-else
-  cargo build --release --bin wxlogin >&2
-  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wxlogin
-fi
-WORK=$(mktemp -d /tmp/wxlogin-chaos.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-  stop_services
-}
-trap cleanup EXIT
+cleanup_more() { [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true; }
 now_ms() { date +%s%3N; }
 
 APPID=wxc4a0500000000001
 SECRET=chaos-secret-000000000000000000001
-SAMPLE_APPID=wx4f4bc4dec97d474b
-SAMPLE_KEY=tiihtNczf5v6AKRyjwEUhQ==
 
 # A Redis of its own that keeps its data across a restart.
 REDIS_OWN=$(free_port)
@@ -54,12 +38,7 @@ start_redis
 psql -q "$TEST_POSTGRES_URL" -c "CREATE DATABASE chaos" >/dev/null
 DB_URL="${TEST_POSTGRES_URL%/postgres}/chaos"
 
-EMU_PORT=$(free_port)
-"$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --app "$APPID:$SECRET" --app "$SAMPLE_APPID:sample-secret" \
-  >"$WORK/emulator.log" 2>&1 &
-PIDS+=($!)
-EMU="http://127.0.0.1:$EMU_PORT"
-for _ in $(seq 100); do curl -sf "$EMU/__emulator/calls" >/dev/null && break; sleep 0.05; done
+start_emulator "$APPID:$SECRET"
 
 SEALING="1:$(head -c 32 /dev/urandom | base64)"
 declare -A NODE_PORT NODE_PID

@@ -1,6 +1,7 @@
 // Mixed load against wxlogin nodes, shared by bench/chaos-load.mjs and bench/soak-load.mjs:
 // first and returning logins, /me, decrypt of WeChat's sample, and the phone button, sent
-// round-robin to the nodes. `prepare()` signs in the users the load needs and mints codes;
+// round-robin to the nodes. `prepare()` signs in the users the load needs and mints codes (and
+// mints them again as they run out or near their expiry);
 // its `request()` sends one request of a random workload and says how it went.
 
 const SAMPLE = {
@@ -15,7 +16,11 @@ async function post(url, body, token) {
   return { status: r.status, body: await r.json().catch(() => null) };
 }
 
-/** Signs in what the load needs (through the first node) and mints `count` codes of each kind. */
+/**
+ * Signs in what the load needs (through the first node). Codes are minted `count` at a time,
+ * and again before the emulator's expire (five minutes), so that a load runs as long as it
+ * likes.
+ */
 export async function prepare({ nodes, emu, appid, sampleAppid, sampleKey, count }) {
   const run = Math.random().toString(36).slice(2, 8);
   const codes = async (kind, userPrefix, userCount, n) => {
@@ -25,6 +30,24 @@ export async function prepare({ nodes, emu, appid, sampleAppid, sampleKey, count
       for (const code of r.body.codes) all.push(code);
     }
     return all;
+  };
+  /** Codes of one kind, minted again when used up or four minutes old. */
+  const pool = (kind, prefix, users, size) => {
+    let minted = 0;
+    let round = 0;
+    let stock = [];
+    let filling = null;
+    return async () => {
+      if (!stock.length || Date.now() - minted > 240000) {
+        filling ||= codes(kind, prefix(round++), users ?? size, size).then((c) => {
+          stock = c;
+          minted = Date.now();
+          filling = null;
+        });
+        await filling;
+      }
+      return stock.pop();
+    };
   };
   const returning = [];
   for (const code of await codes('login', `ret-${run}-`, 100, 100)) {
@@ -37,9 +60,11 @@ export async function prepare({ nodes, emu, appid, sampleAppid, sampleKey, count
   const phoneToken = (await post(nodes[0] + '/api/v1/auth/login', { code: phoneCode, appid })).body.token;
   const sampleCode = (await post(emu + '/__emulator/login', { appid: sampleAppid, user: `band-${run}`, sessionKey: sampleKey })).body.code;
   const sampleToken = (await post(nodes[0] + '/api/v1/auth/login', { code: sampleCode, appid: sampleAppid })).body.token;
-  const fresh = await codes('login', `new-${run}-`, count, count);
-  const again = await codes('login', `ret-${run}-`, 100, count);
-  const phones = await codes('phone', `phone-${run}`, 1, Math.ceil(count / 2));
+  // New users every round; the same hundred returning users; one phone.
+  const fresh = pool('login', (r) => `new-${run}-${r}-`, null, count);
+  const again = pool('login', () => `ret-${run}-`, 100, count);
+  const phones = pool('phone', () => `phone-${run}`, 1, Math.ceil(count / 2));
+  await Promise.all([fresh(), again(), phones()]);
 
   let rr = 0;
   /** One request of a random workload: {kind, node, status, ms, body}. Status 0: no answer. */
@@ -50,10 +75,10 @@ export async function prepare({ nodes, emu, appid, sampleAppid, sampleKey, count
     let send;
     if (pick < 0.2) {
       kind = 'first login';
-      send = () => post(node + '/api/v1/auth/login', { code: fresh.pop(), appid });
+      send = async () => post(node + '/api/v1/auth/login', { code: await fresh(), appid });
     } else if (pick < 0.4) {
       kind = 'returning login';
-      send = () => post(node + '/api/v1/auth/login', { code: again.pop(), appid });
+      send = async () => post(node + '/api/v1/auth/login', { code: await again(), appid });
     } else if (pick < 0.7) {
       kind = '/me';
       const token = returning[Math.floor(Math.random() * returning.length)];
@@ -66,7 +91,7 @@ export async function prepare({ nodes, emu, appid, sampleAppid, sampleKey, count
       send = () => post(node + '/api/v1/wechat/decrypt', SAMPLE, sampleToken);
     } else {
       kind = 'phone';
-      send = () => post(node + '/api/v1/me/phone', { code: phones.pop() }, phoneToken);
+      send = async () => post(node + '/api/v1/me/phone', { code: await phones() }, phoneToken);
     }
     const started = performance.now();
     let status = 0;

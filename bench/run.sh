@@ -21,36 +21,19 @@ THREADS=2
 ONLY=${BENCH_ONLY:-}
 PROFILE=${BENCH_PROFILE:-}
 
-source scripts/services.sh
+source bench/common.sh bench
 command -v wrk >/dev/null || apt_install wrk
 if [ -n "$PROFILE" ]; then
   command -v perf >/dev/null || apt_install linux-perf
   mkdir -p "$PROFILE"
 fi
-if [ -n "${BENCH_BIN:-}" ]; then
-  BIN=$BENCH_BIN
-else
-  cargo build --release --bin wxlogin >&2
-  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wxlogin
-fi
-WORK=$(mktemp -d /tmp/wxlogin-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; stop_services; }
-trap cleanup EXIT
 
 APPID=wxbe0c000000000001
 SECRET=bench-secret-00000000000000000001
-SAMPLE_APPID=wx4f4bc4dec97d474b
 # An app bound to no Open Platform account: its logins carry no unionid, its open data does.
 NOU_APPID=wxbe0c000000000003
-SAMPLE_KEY=tiihtNczf5v6AKRyjwEUhQ==
 
-EMU_PORT=$(free_port)
-"$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --app "$APPID:$SECRET" --app "$SAMPLE_APPID:sample-secret" >"$WORK/emulator.log" 2>&1 &
-EMU_PID=$!
-PIDS+=("$EMU_PID")
-EMU="http://127.0.0.1:$EMU_PORT"
-for _ in $(seq 100); do curl -sf "$EMU/__emulator/calls" >/dev/null && break; sleep 0.05; done
+start_emulator "$APPID:$SECRET"
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 emu_post() { curl -sf -X POST "$EMU/__emulator$1" -H 'content-type: application/json' -d "$2"; }

@@ -42,6 +42,9 @@ pub struct ReplayKey {
 struct Record {
     caller: Option<String>,
     answer: Replay,
+    /// Who holds a `Pending` claim: a random number of the call that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claim: Option<String>,
 }
 
 /// What a caller finds under a code.
@@ -83,25 +86,49 @@ impl Replays {
 
     /// The sealed bytes of a record, as stored.
     pub(super) fn sealed(&self, key: &ReplayKey, replay: Replay) -> (String, Vec<u8>) {
+        self.sealed_record(key, replay, None)
+    }
+
+    fn sealed_record(
+        &self,
+        key: &ReplayKey,
+        replay: Replay,
+        claim: Option<String>,
+    ) -> (String, Vec<u8>) {
         let record = Record {
             caller: key.caller.clone(),
             answer: replay,
+            claim,
         };
         let bytes = serde_json::to_vec(&record).expect("a replay always serializes");
         (key.key.clone(), self.sealer.seal(&key.key, &bytes))
     }
 
-    /// Marks the code as in use: true for the first caller, who then answers it.
+    fn open(&self, key: &ReplayKey, bytes: Option<Vec<u8>>) -> Option<Record> {
+        let plain = bytes.and_then(|b| self.sealer.open(&key.key, &b))?;
+        serde_json::from_slice(&plain).ok()
+    }
+
+    /// Marks the code as in use: true for the first caller, who then answers it. A claim whose
+    /// answer was lost with a dropped connection, sent again, finds its own mark and is still
+    /// the first.
     pub async fn claim(&self, key: &ReplayKey) -> Result<bool> {
-        let (key, pending) = self.sealed(key, Replay::Pending);
-        self.kv.set_nx(&key, &pending, keys::LOGIN_REPLAY).await
+        self.claim_marked(key, hex::encode(rand::random::<[u8; 16]>()))
+            .await
+    }
+
+    async fn claim_marked(&self, key: &ReplayKey, mark: String) -> Result<bool> {
+        let (id, pending) = self.sealed_record(key, Replay::Pending, Some(mark.clone()));
+        if self.kv.set_nx(&id, &pending, keys::LOGIN_REPLAY).await? {
+            return Ok(true);
+        }
+        let found = self.open(key, self.kv.get(&id).await?);
+        Ok(found.is_some_and(|r| r.claim.as_deref() == Some(mark.as_str())))
     }
 
     /// What the first call answered (or `Pending`), where this caller made it.
     pub async fn read(&self, key: &ReplayKey) -> Result<Found> {
-        let bytes = self.kv.get(&key.key).await?;
-        let plain = bytes.and_then(|b| self.sealer.open(&key.key, &b));
-        let Some(record) = plain.and_then(|p| serde_json::from_slice::<Record>(&p).ok()) else {
+        let Some(record) = self.open(key, self.kv.get(&key.key).await?) else {
             return Ok(Found::Nothing);
         };
         let same_caller = match (&record.caller, &key.caller) {
@@ -124,5 +151,21 @@ impl Replays {
     /// Lets a retry try the code again (the first call got no answer).
     pub async fn release(&self, key: &ReplayKey) -> Result<()> {
         self.kv.del(&key.key).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_claim_sent_twice_is_still_its_senders_and_no_one_elses() {
+        let replays = Replays::new(Kv::memory("t:"), Sealer::default());
+        let key = Replays::key("wx1", "code", Some("caller-key-000001"));
+        // The same claim twice: a retry after its answer was lost with the connection.
+        assert!(replays.claim_marked(&key, "a".into()).await.unwrap());
+        assert!(replays.claim_marked(&key, "a".into()).await.unwrap());
+        // Another call of the same code is not the first.
+        assert!(!replays.claim(&key).await.unwrap());
     }
 }

@@ -133,8 +133,8 @@ async fn decrypt_refuses_what_does_not_fit_with_the_contracts_codes() {
     );
 }
 
-#[tokio::test]
-async fn a_unionid_learned_from_open_data_is_recorded() {
+/// An app bound to no Open Platform account: WeChat gives its logins no unionid.
+async fn app_without_unionids() -> TestApp {
     let app = spawn_app().await;
     app.emu(
         "POST",
@@ -142,17 +142,23 @@ async fn a_unionid_learned_from_open_data_is_recorded() {
         json!({"appid": APPID, "secret": SECRET, "unionid": false}),
     )
     .await;
+    app
+}
+
+/// `wechat/decrypt` of what the emulator's `/encrypt` made.
+async fn decrypt(app: &TestApp, token: &str, encrypted: &Value) -> Reply {
+    let body = json!({"encryptedData": encrypted["encryptedData"], "iv": encrypted["iv"]});
+    app.post("/api/v1/wechat/decrypt", Some(token), body).await
+}
+
+#[tokio::test]
+async fn a_unionid_learned_from_open_data_is_recorded() {
+    let app = app_without_unionids().await;
     let s = app.login("olga").await;
     let token = s["token"].as_str().unwrap();
     assert!(s["user"]["identities"][0]["unionid"].is_null());
     let data = app.emu("POST", "/encrypt", json!({"appid": APPID, "user": "olga", "data": {"unionId": "oUNIONolga000000000000000000"}})).await;
-    let r = app
-        .post(
-            "/api/v1/wechat/decrypt",
-            Some(token),
-            json!({"encryptedData": data["encryptedData"], "iv": data["iv"]}),
-        )
-        .await;
+    let r = decrypt(&app, token, &data).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let me = app.get("/api/v1/me", Some(token)).await;
     assert_eq!(
@@ -173,13 +179,7 @@ async fn a_unionid_learned_from_open_data_is_recorded() {
         .await
         .unwrap();
     for _ in 0..3 {
-        let r = app
-            .post(
-                "/api/v1/wechat/decrypt",
-                Some(token),
-                json!({"encryptedData": data["encryptedData"], "iv": data["iv"]}),
-            )
-            .await;
+        let r = decrypt(&app, token, &data).await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
     let row = sqlx::query("SELECT unionid FROM identities WHERE appid = $1")
@@ -192,13 +192,7 @@ async fn a_unionid_learned_from_open_data_is_recorded() {
 
 #[tokio::test]
 async fn a_unionid_of_data_that_names_another_openid_is_not_recorded() {
-    let app = spawn_app().await;
-    app.emu(
-        "POST",
-        "/apps",
-        json!({"appid": APPID, "secret": SECRET, "unionid": false}),
-    )
-    .await;
+    let app = app_without_unionids().await;
     let token = app.token("pia-data").await;
     let data = app
         .emu(
@@ -210,13 +204,7 @@ async fn a_unionid_of_data_that_names_another_openid_is_not_recorded() {
             }}),
         )
         .await;
-    let r = app
-        .post(
-            "/api/v1/wechat/decrypt",
-            Some(&token),
-            json!({"encryptedData": data["encryptedData"], "iv": data["iv"]}),
-        )
-        .await;
+    let r = decrypt(&app, &token, &data).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let me = app.get("/api/v1/me", Some(&token)).await;
     assert!(me.body["identities"][0]["unionid"].is_null(), "{}", me.text);

@@ -30,15 +30,7 @@ impl OwnRedis {
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_port(port).await;
         OwnRedis {
             port,
             child: Some(child),
@@ -53,12 +45,41 @@ impl OwnRedis {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The test's PostgreSQL database, as its administrator sees it.
+struct Database {
+    admin: sqlx::AnyConnection,
+    name: String,
+}
+
+impl Database {
+    async fn of(app: &TestApp) -> Database {
+        use sqlx::Connection;
+        let url = secrecy::ExposeSecret::expose_secret(&app.config.storage.database_url);
+        let name = url::Url::parse(url).unwrap().path()[1..].to_string();
+        let admin_url = std::env::var("TEST_POSTGRES_URL").unwrap();
+        let admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+        Database { admin, name }
+    }
+
+    /// Cuts every connection to the database (`pg_terminate_backend`).
+    async fn cut_connections(&mut self) {
+        let name = &self.name;
+        sqlx::query(&format!(
+            "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .fetch_all(&mut self.admin)
+        .await
+        .unwrap();
+    }
+
+    /// Lets connections in, or keeps them out.
+    async fn allow_connections(&mut self, allow: bool) {
+        let name = &self.name;
+        sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}"))
+            .execute(&mut self.admin)
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -97,28 +118,12 @@ async fn redis_down_is_503_and_service_returns_with_it() {
 
 #[tokio::test]
 async fn postgres_down_is_503_and_service_returns_with_it() {
-    use sqlx::Connection;
     let app = spawn_app().await;
     let token = app.token("xia").await;
-    let url = url::Url::parse(secrecy::ExposeSecret::expose_secret(
-        &app.config.storage.database_url,
-    ))
-    .unwrap();
-    let db = url.path().trim_start_matches('/').to_string();
-    let mut admin = sqlx::AnyConnection::connect(&std::env::var("TEST_POSTGRES_URL").unwrap())
-        .await
-        .unwrap();
+    let mut db = Database::of(&app).await;
     // The database goes away: no new connections, and the pool's are cut.
-    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!(
-        "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE datname = '{db}'"
-    ))
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
+    db.allow_connections(false).await;
+    db.cut_connections().await;
 
     // A signed-in user read lately is served from the shared cache; writes need the database.
     let me = app.get("/api/v1/me", Some(&token)).await;
@@ -136,10 +141,7 @@ async fn postgres_down_is_503_and_service_returns_with_it() {
     assert_error(&r, 503, "service_unavailable");
     assert_eq!(app.get("/readyz", None).await.status, 503);
 
-    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    db.allow_connections(true).await;
     let mut ready = false;
     for _ in 0..50 {
         if app.get("/readyz", None).await.status == 200 {
@@ -288,7 +290,6 @@ async fn after_redis_returns_every_serving_thread_serves_from_the_first_ready() 
 /// refusing connections and accepting them again.
 #[tokio::test]
 async fn after_postgres_returns_every_serving_thread_serves_from_the_first_ready() {
-    use sqlx::Connection;
     let app = spawn_app().await;
     let port = free_port();
     let _redis = OwnRedis::start(port).await;
@@ -298,19 +299,9 @@ async fn after_postgres_returns_every_serving_thread_serves_from_the_first_ready
         .await
         .is_empty());
 
-    let url = url::Url::parse(secrecy::ExposeSecret::expose_secret(
-        &app.config.storage.database_url,
-    ))
-    .unwrap();
-    let db = url.path().trim_start_matches('/').to_string();
-    let mut admin = sqlx::AnyConnection::connect(&std::env::var("TEST_POSTGRES_URL").unwrap())
-        .await
-        .unwrap();
-    let terminate = format!(
-        "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE datname = '{db}'"
-    );
+    let mut db = Database::of(&app).await;
     // Every connection of every thread's pool cut at once.
-    sqlx::query(&terminate).fetch_all(&mut admin).await.unwrap();
+    db.cut_connections().await;
     until_readyz(&http, &served.base, 200).await;
     let failed = two_hundred_requests(&app, &http, &served.base).await;
     assert!(
@@ -319,16 +310,10 @@ async fn after_postgres_returns_every_serving_thread_serves_from_the_first_ready
     );
 
     // Down (no connections at all), then up again.
-    for allow in [false, true] {
-        sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS {allow}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        if !allow {
-            sqlx::query(&terminate).fetch_all(&mut admin).await.unwrap();
-            until_readyz(&http, &served.base, 503).await;
-        }
-    }
+    db.allow_connections(false).await;
+    db.cut_connections().await;
+    until_readyz(&http, &served.base, 503).await;
+    db.allow_connections(true).await;
     until_readyz(&http, &served.base, 200).await;
     let failed = two_hundred_requests(&app, &http, &served.base).await;
     assert!(

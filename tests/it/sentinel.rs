@@ -9,25 +9,8 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn until_port(port: u16) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("nothing listens on {port}");
+async fn started(port: u16) {
+    assert!(until_port(port).await, "nothing listens on {port}");
 }
 
 fn redis_server(port: u16, dir: &std::path::Path, extra: &[&str]) -> tokio::process::Child {
@@ -101,20 +84,20 @@ async fn wxlogin_follows_the_master_through_a_sentinel_failover() {
     let dir = tempdir();
     let (master, replica) = (free_port(), free_port());
     let mut master_process = redis_server(master, &dir, &[]);
-    until_port(master).await;
+    started(master).await;
     let _replica_process = redis_server(
         replica,
         &dir,
         &["--replicaof", "127.0.0.1", &master.to_string()],
     );
-    until_port(replica).await;
+    started(replica).await;
     let sentinels: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let _sentinel_processes: Vec<_> = sentinels
         .iter()
         .map(|&p| redis_sentinel(p, master, &dir))
         .collect();
     for &p in &sentinels {
-        until_port(p).await;
+        started(p).await;
     }
     // The sentinels know the replica and each other before anything is killed.
     let started = Instant::now();

@@ -1,0 +1,39 @@
+# What the bench scripts start with; source it from the repository's root, with the work
+# folder's name: `source bench/common.sh chaos`. It starts Redis and PostgreSQL
+# (scripts/services.sh), finds the wxlogin binary (BENCH_BIN, or a release build), makes WORK
+# (removed at exit with every process in PIDS; a script may define `cleanup_more`), and defines
+# `start_emulator APPID:SECRET`, which serves WeChat with that app and WeChat's published
+# sample (SAMPLE_APPID, SAMPLE_KEY) and sets EMU and EMU_PID.
+
+source scripts/services.sh
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  cargo build --release --bin wxlogin >&2
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wxlogin
+fi
+WORK=$(mktemp -d "/tmp/wxlogin-$1.XXXXXX")
+PIDS=()
+cleanup_more() { :; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  cleanup_more
+  rm -rf "$WORK"
+  stop_services
+}
+trap cleanup EXIT
+
+SAMPLE_APPID=wx4f4bc4dec97d474b
+SAMPLE_KEY=tiihtNczf5v6AKRyjwEUhQ==
+
+start_emulator() { # appid:secret
+  local port
+  port=$(free_port)
+  "$BIN" emulator --listen "127.0.0.1:$port" --app "$1" --app "$SAMPLE_APPID:sample-secret" \
+    >"$WORK/emulator.log" 2>&1 &
+  EMU_PID=$!
+  PIDS+=("$EMU_PID")
+  EMU="http://127.0.0.1:$port"
+  for _ in $(seq 100); do curl -sf "$EMU/__emulator/calls" >/dev/null && return; sleep 0.05; done
+  echo "the emulator did not start:"; cat "$WORK/emulator.log"; exit 1
+}
