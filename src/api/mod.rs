@@ -246,11 +246,12 @@ async fn edge_layer<E: Endpoint>(
     // Backpressure: a thread works on at most `in_flight` requests (health, readiness and
     // metrics are always answered), and none for longer than the deadline.
     let always = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
-    let permit = edge.in_flight.clone().try_acquire_owned();
+    let permit = (!always).then(|| edge.in_flight.clone().try_acquire_owned());
     let result = match permit {
-        Err(_) if !always => Err(into_poem(overloaded(
+        Some(Err(_)) => Err(into_poem(overloaded(
             "This server is working on as many requests as it takes: try again in a moment.",
         ))),
+        // The permit (where one is taken) is held until the answer is made.
         _ => match tokio::time::timeout(edge.deadline, work).await {
             Ok(result) => result,
             Err(_) => Err(into_poem(overloaded(&format!(

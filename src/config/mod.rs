@@ -11,6 +11,7 @@
 
 mod file;
 mod groups;
+mod login;
 mod tokens;
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
@@ -20,9 +21,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use file::FileSettings;
-pub use groups::{
-    Apps, AppsArgs, Login, LoginArgs, Server, ServerArgs, Storage, StorageArgs, Wechat, WechatArgs,
-};
+pub use groups::{Apps, AppsArgs, Server, ServerArgs, Storage, StorageArgs, Wechat, WechatArgs};
+pub use login::{Login, LoginArgs};
 pub use tokens::{Client, Tokens, TokensArgs};
 
 /// The flags of `wxlogin serve`, each also read from its environment variable.

@@ -64,6 +64,39 @@ fn secs(ttl: Duration) -> u64 {
     ttl.as_secs().max(1)
 }
 
+/// Sends a command or a pipeline (both have `query_async`) on Redis or the cluster. On a single
+/// Redis, one that met a dead connection (Redis restarted since it was made: it cannot have
+/// reached the new server) is sent once more, on the connection the manager has made
+/// meanwhile; a timeout is not retried. Behind Sentinel, one that met a master that may have
+/// moved is sent once more to the master the sentinels name now.
+macro_rules! send {
+    ($kv:expr, $request:expr) => {
+        match &$kv.backend {
+            Backend::Redis(c) => {
+                let mut conn = (**c).clone();
+                match $request.query_async(&mut conn).await {
+                    Err(e) if e.is_unrecoverable_error() => {
+                        Ok($request.query_async(&mut conn).await?)
+                    }
+                    answer => Ok(answer?),
+                }
+            }
+            Backend::Cluster(c) => Ok($request.query_async(&mut *c.clone()).await?),
+            Backend::Sentinel(s) => {
+                let (generation, mut conn) = s.current();
+                match $request.query_async(&mut conn).await {
+                    Err(e) if SentinelRedis::may_have_moved(&e) => {
+                        s.follow(generation).await?;
+                        Ok($request.query_async(&mut s.current().1).await?)
+                    }
+                    answer => Ok(answer?),
+                }
+            }
+            Backend::Memory(_) => unreachable!("the in-process store takes no Redis commands"),
+        }
+    };
+}
+
 impl Kv {
     /// Connects to Redis. Commands that take longer than a second count as failures, so a
     /// stuck Redis becomes a 503 rather than a hung request.
@@ -113,57 +146,14 @@ impl Kv {
         })
     }
 
-    /// A command on Redis or the cluster (not for the in-process store). On a single Redis, a
-    /// command that met a dead connection (Redis restarted since it was made: the command cannot
-    /// have reached the new server) is sent once more, on the connection the manager has made
-    /// meanwhile; a timeout is not retried.
+    /// A command on Redis or the cluster (not for the in-process store); see `send!`.
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
-        match &self.backend {
-            Backend::Redis(c) => {
-                let mut conn = (**c).clone();
-                match cmd.query_async(&mut conn).await {
-                    Err(e) if e.is_unrecoverable_error() => Ok(cmd.query_async(&mut conn).await?),
-                    answer => Ok(answer?),
-                }
-            }
-            Backend::Cluster(c) => Ok(cmd.query_async(&mut *c.clone()).await?),
-            Backend::Sentinel(s) => {
-                let (generation, mut conn) = s.current();
-                match cmd.query_async(&mut conn).await {
-                    Err(e) if SentinelRedis::may_have_moved(&e) => {
-                        s.follow(generation).await?;
-                        Ok(cmd.query_async(&mut s.current().1).await?)
-                    }
-                    answer => Ok(answer?),
-                }
-            }
-            Backend::Memory(_) => unreachable!("the in-process store takes no Redis commands"),
-        }
+        send!(self, cmd)
     }
 
-    /// A pipeline of commands on keys of one slot; retried as `query` is.
+    /// A pipeline of commands on keys of one slot; see `send!`.
     async fn pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
-        match &self.backend {
-            Backend::Redis(c) => {
-                let mut conn = (**c).clone();
-                match pipe.query_async(&mut conn).await {
-                    Err(e) if e.is_unrecoverable_error() => Ok(pipe.query_async(&mut conn).await?),
-                    answer => Ok(answer?),
-                }
-            }
-            Backend::Cluster(c) => Ok(pipe.query_async(&mut *c.clone()).await?),
-            Backend::Sentinel(s) => {
-                let (generation, mut conn) = s.current();
-                match pipe.query_async(&mut conn).await {
-                    Err(e) if SentinelRedis::may_have_moved(&e) => {
-                        s.follow(generation).await?;
-                        Ok(pipe.query_async(&mut s.current().1).await?)
-                    }
-                    answer => Ok(answer?),
-                }
-            }
-            Backend::Memory(_) => unreachable!("the in-process store takes no Redis commands"),
-        }
+        send!(self, pipe)
     }
 
     /// The in-process store: one node only, lost at exit.

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod replays;
 pub mod seal;
 mod sentinel;
+mod session_format;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tickets;

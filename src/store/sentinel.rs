@@ -109,10 +109,16 @@ struct Inner {
     master_name: String,
     node: SentinelNodeConnectionInfo,
     config: ConnectionManagerConfig,
-    /// The master's connection manager, and how many times the master has been looked up.
-    master: RwLock<(u64, ConnectionManager)>,
-    /// Where the master is, as last named.
-    address: std::sync::Mutex<String>,
+    /// The master as last named.
+    master: RwLock<Master>,
+}
+
+/// The master the sentinels named last: its connection manager, where it is, and how many
+/// times it has changed.
+struct Master {
+    generation: u64,
+    manager: ConnectionManager,
+    address: String,
 }
 
 impl SentinelRedis {
@@ -142,8 +148,11 @@ impl SentinelRedis {
                 master_name: url.master_name,
                 node,
                 config,
-                master: RwLock::new((0, manager)),
-                address: std::sync::Mutex::new(address),
+                master: RwLock::new(Master {
+                    generation: 0,
+                    manager,
+                    address,
+                }),
             }),
         })
     }
@@ -151,7 +160,7 @@ impl SentinelRedis {
     /// The connection to the master as last named, and its generation.
     pub fn current(&self) -> (u64, ConnectionManager) {
         let master = self.inner.master.read().unwrap_or_else(|e| e.into_inner());
-        (master.0, master.1.clone())
+        (master.generation, master.manager.clone())
     }
 
     /// Whether an error may mean that the master has moved.
@@ -173,15 +182,23 @@ impl SentinelRedis {
             .async_master_for(&self.inner.master_name, Some(&self.inner.node))
             .await?;
         let address = client.get_connection_info().addr.to_string();
-        let lock =
-            |m: &std::sync::Mutex<String>| m.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if address == lock(&self.inner.address) {
+        let known = self
+            .inner
+            .master
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .address
+            == address;
+        if known {
             // The same master: its connection manager reconnects to it by itself.
             return Ok(());
         }
         let manager = ConnectionManager::new_with_config(client, self.inner.config.clone()).await?;
-        *self.inner.master.write().unwrap_or_else(|e| e.into_inner()) = (seen + 1, manager);
-        *self.inner.address.lock().unwrap_or_else(|e| e.into_inner()) = address.clone();
+        *self.inner.master.write().unwrap_or_else(|e| e.into_inner()) = Master {
+            generation: seen + 1,
+            manager,
+            address: address.clone(),
+        };
         tracing::warn!(
             master = %self.inner.master_name,
             address = %address,
