@@ -7,18 +7,11 @@
 //   DURATION_S=60 node bench/chaos-load.mjs out.jsonl
 
 import { appendFileSync, writeFileSync } from 'node:fs';
-import { prepare } from './load.mjs';
+import { prepareFromEnv } from './load.mjs';
 
 const out = process.argv[2];
 const env = process.env;
-const load = await prepare({
-  nodes: env.NODES.split(','),
-  emu: env.EMU,
-  appid: env.APPID,
-  sampleAppid: env.SAMPLE_APPID,
-  sampleKey: env.SAMPLE_KEY,
-  count: 200000,
-});
+const load = await prepareFromEnv(200000);
 writeFileSync(out, '');
 const START = Date.now();
 const DEADLINE = START + Number(env.DURATION_S || 60) * 1000;

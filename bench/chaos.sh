@@ -52,7 +52,7 @@ start_node() { # name
     "$BIN" serve >>"$WORK/node-$name.log" 2>&1 &
   NODE_PID[$name]=$!
   PIDS+=($!)
-  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.05; done
+  until_up "http://127.0.0.1:$port" && return
   echo "node $name did not start"; cat "$WORK/node-$name.log"; exit 1
 }
 # The second mini program (WeChat's sample) is added through the file both nodes read.
@@ -111,23 +111,23 @@ as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w restart -o "-p $PG_PORT -k $PG_D
 until_ready
 fault "PostgreSQL restarts" "$t0" "$(now_ms)"
 
+# WeChat misbehaving on the login and phone paths for 4 s: the fault's name, then its JSON fields.
+wechat_fault() {
+  local t0
+  t0=$(now_ms)
+  for path in /sns/jscode2session /wxa/business/getuserphonenumber; do
+    emu_fault "{\"path\":\"$path\",$2,\"times\":100000}"
+  done
+  sleep 4
+  curl -sf -X DELETE "$EMU/__emulator/faults" >/dev/null
+  fault "$1" "$t0" "$(now_ms)"
+}
+
 at $((DURATION * 40 / 100))
-t0=$(now_ms)
-for path in /sns/jscode2session /wxa/business/getuserphonenumber; do
-  emu_fault "{\"path\":\"$path\",\"errcode\":-1,\"errmsg\":\"system error\",\"times\":100000}"
-done
-sleep 4
-curl -sf -X DELETE "$EMU/__emulator/faults" >/dev/null
-fault "WeChat answers -1" "$t0" "$(now_ms)"
+wechat_fault "WeChat answers -1" '"errcode":-1,"errmsg":"system error"'
 
 at $((DURATION * 55 / 100))
-t0=$(now_ms)
-for path in /sns/jscode2session /wxa/business/getuserphonenumber; do
-  emu_fault "{\"path\":\"$path\",\"delayMs\":1500,\"times\":100000}"
-done
-sleep 4
-curl -sf -X DELETE "$EMU/__emulator/faults" >/dev/null
-fault "WeChat answers slowly" "$t0" "$(now_ms)"
+wechat_fault "WeChat answers slowly" '"delayMs":1500'
 
 at $((DURATION * 70 / 100))
 t0=$(now_ms)

@@ -3,7 +3,7 @@
 # (scripts/services.sh), finds the wxlogin binary (BENCH_BIN, or a release build), makes WORK
 # (removed at exit with every process in PIDS; a script may define `cleanup_more`), and defines
 # `start_emulator APPID:SECRET`, which serves WeChat with that app and WeChat's published
-# sample (SAMPLE_APPID, SAMPLE_KEY) and sets EMU and EMU_PID.
+# sample (SAMPLE_APPID, SAMPLE_KEY) and sets EMU and EMU_PID, and `until_up URL`.
 
 source scripts/services.sh
 if [ -n "${BENCH_BIN:-}" ]; then
@@ -25,6 +25,12 @@ trap cleanup EXIT
 
 SAMPLE_APPID=wx4f4bc4dec97d474b
 SAMPLE_KEY=tiihtNczf5v6AKRyjwEUhQ==
+
+# Whether the wxlogin at a URL answers /healthz within ten seconds.
+until_up() {
+  for _ in $(seq 200); do curl -sf "$1/healthz" >/dev/null && return 0; sleep 0.05; done
+  return 1
+}
 
 start_emulator() { # appid:secret
   local port

@@ -16,6 +16,19 @@ async function post(url, body, token) {
   return { status: r.status, body: await r.json().catch(() => null) };
 }
 
+/** `prepare` with the nodes, emulator and apps the bench scripts give in the environment. */
+export function prepareFromEnv(count) {
+  const env = process.env;
+  return prepare({
+    nodes: env.NODES.split(','),
+    emu: env.EMU,
+    appid: env.APPID,
+    sampleAppid: env.SAMPLE_APPID,
+    sampleKey: env.SAMPLE_KEY,
+    count,
+  });
+}
+
 /**
  * Signs in what the load needs (through the first node). Codes are minted `count` at a time,
  * and again before the emulator's expire (five minutes), so that a load runs as long as it

@@ -123,7 +123,7 @@ TOML
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   SERVER="http://127.0.0.1:$port"
-  for _ in $(seq 100); do curl -sf "$SERVER/healthz" >/dev/null && return; sleep 0.05; done
+  until_up "$SERVER" && return
   echo "server did not start:"; cat "$WORK/server.log"; exit 1
 }
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }

@@ -9,20 +9,13 @@
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { prepare } from './load.mjs';
+import { prepareFromEnv } from './load.mjs';
 
 const env = process.env;
 const duration = Number(env.DURATION_S || 60);
 const rate = Number(env.RATE || 0);
-const load = await prepare({
-  nodes: env.NODES.split(','),
-  emu: env.EMU,
-  appid: env.APPID,
-  sampleAppid: env.SAMPLE_APPID,
-  sampleKey: env.SAMPLE_KEY,
-  // Four minutes of the busiest workload's codes at a time (max: the run's 15 s at any pace).
-  count: env.MODE === 'max' ? 200000 : Math.ceil(rate * 240 * 0.25) + 1000,
-});
+// Four minutes of the busiest workload's codes at a time (max: the run's 15 s at any pace).
+const load = await prepareFromEnv(env.MODE === 'max' ? 200000 : Math.ceil(rate * 240 * 0.25) + 1000);
 
 if (env.MODE === 'max') {
   const deadline = Date.now() + duration * 1000;

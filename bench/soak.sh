@@ -46,7 +46,7 @@ RUST_LOG=warn "$BIN" serve --config "$WORK/wxlogin.toml" >"$WORK/server.log" 2>&
 SERVER_PID=$!
 PIDS+=($SERVER_PID)
 SERVER="http://127.0.0.1:$PORT"
-for _ in $(seq 200); do curl -sf "$SERVER/healthz" >/dev/null && break; sleep 0.05; done
+until_up "$SERVER" || { echo "the server did not start:"; cat "$WORK/server.log"; exit 1; }
 
 export NODES=$SERVER EMU APPID SAMPLE_APPID SAMPLE_KEY SERVER_PID REDIS_PORT
 MAX=$(MODE=max DURATION_S=15 node bench/soak-load.mjs)
