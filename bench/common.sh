@@ -3,7 +3,8 @@
 # (scripts/services.sh), finds the wxlogin binary (BENCH_BIN, or a release build), makes WORK
 # (removed at exit with every process in PIDS; a script may define `cleanup_more`), and defines
 # `start_emulator APPID:SECRET`, which serves WeChat with that app and WeChat's published
-# sample (SAMPLE_APPID, SAMPLE_KEY) and sets EMU and EMU_PID, and `until_up URL`.
+# sample (SAMPLE_APPID, SAMPLE_KEY) and sets EMU and EMU_PID, `until_up URL`, and
+# `write_config`, which writes $WORK/wxlogin.toml for `wxlogin serve`.
 
 source scripts/services.sh
 if [ -n "${BENCH_BIN:-}" ]; then
@@ -42,4 +43,29 @@ start_emulator() { # appid:secret
   EMU="http://127.0.0.1:$port"
   for _ in $(seq 100); do curl -sf "$EMU/__emulator/calls" >/dev/null && return; sleep 0.05; done
   echo "the emulator did not start:"; cat "$WORK/emulator.log"; exit 1
+}
+
+# `write_config PORT DATABASE_URL [TOP-LEVEL LINES] [TABLES]`: $WORK/wxlogin.toml for a server
+# on PORT with that database, the shared Redis, the emulator as WeChat, sealing on, no per-IP
+# limit (the load comes from one IP: the limit would measure itself), and the mini programs
+# APPID (SECRET) and WeChat's sample.
+write_config() {
+  cat >"$WORK/wxlogin.toml" <<TOML
+listen = "127.0.0.1:$1"
+database_url = "$2"
+redis_url = "$TEST_REDIS_URL"
+wechat_api_base = "$EMU"
+rate_limit_per_minute = 0
+sealing_keys = "1:$(head -c 32 /dev/urandom | base64)"
+${3:-}
+
+[[miniprogram]]
+appid = "$APPID"
+secret = "$SECRET"
+
+[[miniprogram]]
+appid = "$SAMPLE_APPID"
+secret = "sample-secret"
+${4:-}
+TOML
 }

@@ -96,28 +96,10 @@ start_server() { # database-url
   local port
   PREFIX="bench:$RANDOM:"
   port=$(free_port)
-  cat >"$WORK/wxlogin.toml" <<TOML
-listen = "127.0.0.1:$port"
-database_url = "$1"
-redis_url = "$TEST_REDIS_URL"
-redis_prefix = "$PREFIX"
-wechat_api_base = "$EMU"
-# The load comes from one IP: the per-IP sign-in limit would measure itself.
-rate_limit_per_minute = 0
-sealing_keys = "1:$(head -c 32 /dev/urandom | base64)"
-
+  write_config "$port" "$1" "redis_prefix = \"$PREFIX\"" "
 [[miniprogram]]
-appid = "$APPID"
-secret = "$SECRET"
-
-[[miniprogram]]
-appid = "$SAMPLE_APPID"
-secret = "sample-secret"
-
-[[miniprogram]]
-appid = "$NOU_APPID"
-secret = "$SECRET"
-TOML
+appid = \"$NOU_APPID\"
+secret = \"$SECRET\""
   # The introspection client as an environment variable, which builds from before it ignore.
   WXLOGIN_CLIENTS=bench:bench-secret-0123456789 RUST_LOG=warn "$BIN" serve --config "$WORK/wxlogin.toml" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!

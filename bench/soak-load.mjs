@@ -2,10 +2,7 @@
 // DURATION_S seconds; prints the requests per second it reached. MODE=soak: an open loop at
 // RATE requests per second for DURATION_S seconds; every minute prints one JSON line with the
 // minute's requests, errors, p50 and p99, and the server's RSS, open file descriptors and
-// Redis's used memory (SERVER_PID, REDIS_PORT). MODE=overload: the same open loop (at RATE,
-// twice the flat-out rate), while /healthz and /readyz are asked every 100 ms; prints one JSON
-// line: the answers by status, their p99 and slowest, the health probes' p99 and slowest, and
-// the server's RSS before and after.
+// Redis's used memory (SERVER_PID, REDIS_PORT). Overload is bench/overload.sh's.
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -41,58 +38,6 @@ const sample = () => {
   const redis = Number(/used_memory:(\d+)/.exec(info)[1]) / 1024 / 1024;
   return { rss: +rss.toFixed(1), fds, redisMb: +redis.toFixed(2) };
 };
-
-if (env.MODE === 'overload') {
-  const node = env.NODES.split(',')[0];
-  const rssBefore = sample().rss;
-  const statuses = {};
-  const latencies = [];
-  const probes = [];
-  let inFlightNow = 0;
-  const begin = Date.now();
-  let issued = 0;
-  const loop = setInterval(() => {
-    const due = Math.floor(((Date.now() - begin) / 1000) * rate) - issued;
-    for (let i = 0; i < due; i++) {
-      issued += 1;
-      if (inFlightNow >= 8192) {
-        statuses.client_dropped = (statuses.client_dropped || 0) + 1;
-        continue;
-      }
-      inFlightNow += 1;
-      load.request().then(({ status, ms }) => {
-        inFlightNow -= 1;
-        statuses[status] = (statuses[status] || 0) + 1;
-        latencies.push(ms);
-      });
-    }
-  }, 5);
-  const probe = setInterval(async () => {
-    for (const path of ['/healthz', '/readyz']) {
-      const t = performance.now();
-      const ok = await fetch(node + path, { signal: AbortSignal.timeout(5000) }).then((r) => r.status, () => 0);
-      probes.push({ ms: performance.now() - t, ok });
-    }
-  }, 100);
-  await new Promise((r) => setTimeout(r, duration * 1000));
-  clearInterval(loop);
-  clearInterval(probe);
-  await new Promise((r) => setTimeout(r, 2000));
-  const sorted = latencies.sort((a, b) => a - b);
-  const probeMs = probes.map((p) => p.ms).sort((a, b) => a - b);
-  console.log(JSON.stringify({
-    rate,
-    statuses,
-    p99: +percentile(sorted, 0.99).toFixed(1),
-    slowest: +(sorted[sorted.length - 1] || 0).toFixed(1),
-    healthP99: +percentile(probeMs, 0.99).toFixed(1),
-    healthSlowest: +(probeMs[probeMs.length - 1] || 0).toFixed(1),
-    healthNot200: probes.filter((p) => p.ok !== 200).length,
-    rssBefore,
-    rssAfter: sample().rss,
-  }));
-  process.exit(0);
-}
 
 let minute = { latencies: [], errors: 0, dropped: 0 };
 let inFlight = 0;

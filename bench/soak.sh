@@ -9,7 +9,6 @@
 #
 #   bench/soak.sh
 #   SOAK_MINUTES=5 bench/soak.sh
-#   SOAK_OVERLOAD=1 bench/soak.sh   # a minute at twice the flat-out rate: health latency, memory
 #   BENCH_BIN=target/release/wxlogin bench/soak.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,23 +24,7 @@ SECRET=soak-secret-0000000000000000000001
 start_emulator "$APPID:$SECRET"
 
 PORT=$(free_port)
-cat >"$WORK/wxlogin.toml" <<TOML
-listen = "127.0.0.1:$PORT"
-database_url = "$TEST_POSTGRES_URL"
-redis_url = "$TEST_REDIS_URL"
-wechat_api_base = "$EMU"
-rate_limit_per_minute = 0
-session_ttl = 60
-sealing_keys = "1:$(head -c 32 /dev/urandom | base64)"
-
-[[miniprogram]]
-appid = "$APPID"
-secret = "$SECRET"
-
-[[miniprogram]]
-appid = "$SAMPLE_APPID"
-secret = "sample-secret"
-TOML
+write_config "$PORT" "$TEST_POSTGRES_URL" "session_ttl = 60"
 RUST_LOG=warn "$BIN" serve --config "$WORK/wxlogin.toml" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=($SERVER_PID)
@@ -51,11 +34,6 @@ until_up "$SERVER" || { echo "the server did not start:"; cat "$WORK/server.log"
 export NODES=$SERVER EMU APPID SAMPLE_APPID SAMPLE_KEY SERVER_PID REDIS_PORT
 MAX=$(MODE=max DURATION_S=15 node bench/soak-load.mjs)
 RATE=$((MAX / 2))
-if [ "${SOAK_OVERLOAD:-0}" = 1 ]; then
-  # Backpressure instead: a minute at twice the flat-out rate, open loop.
-  MODE=overload RATE=$((MAX * 2)) DURATION_S=60 node bench/soak-load.mjs
-  exit 0
-fi
 echo "flat out: $MAX requests/s; soaking at $RATE/s for $MINUTES minutes" >&2
 MODE=soak RATE=$RATE DURATION_S=$((MINUTES * 60)) node bench/soak-load.mjs >"$WORK/minutes.jsonl"
 

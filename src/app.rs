@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use crate::accounts::{Accounts, WebUrls};
 use crate::config::Config;
 use crate::readiness::Readiness;
-use crate::slow_clients::{ConnectionTimeouts, HeadDeadline};
+use crate::slow_clients::{ConnectionLimits, Guarded};
 use crate::store::{kv::Kv, seal::Sealer, users::Users, Stores};
 use crate::{api, wechat};
 
@@ -40,7 +40,7 @@ pub enum StartError {
 pub struct App {
     acceptor: TcpAcceptor,
     readiness: Readiness,
-    timeouts: ConnectionTimeouts,
+    connections: ConnectionLimits,
     port: u16,
     accounts: Accounts,
     edge: api::Edge,
@@ -157,13 +157,14 @@ impl App {
         Ok(App {
             acceptor,
             readiness,
-            timeouts: config.server.timeouts,
+            connections: config.server.connections.clone(),
             port,
             accounts,
             edge: api::Edge {
                 max_body_bytes: config.server.max_body_bytes,
                 trusted_proxies: config.server.trusted_proxies.clone(),
                 in_flight: Arc::new(Semaphore::new(config.server.max_in_flight)),
+                queue_wait: config.server.queue_wait,
                 deadline: config.server.request_deadline,
             },
             demo_page: config.demo_page,
@@ -180,25 +181,25 @@ impl App {
         // Ends with the runtime: the process's, or this serving thread's.
         tokio::spawn(self.readiness.clone().watch(self.accounts.clone()));
         let routes = api::routes(self.accounts, self.edge, self.readiness, self.demo_page);
-        serve(self.acceptor, routes, self.timeouts, shutdown).await
+        serve(self.acceptor, routes, self.connections, shutdown).await
     }
 }
 
 /// Serves an endpoint on a bound acceptor until `shutdown`; HTML pages get the headers of
-/// `page_headers`; a connection that is slow to send a request head, or idles between
-/// requests, is closed (`slow_clients`).
+/// `page_headers`; connections are capped, and one that is slow to send a request head, or
+/// idles between requests, is closed (`slow_clients`).
 pub async fn serve<E>(
     acceptor: TcpAcceptor,
     ep: E,
-    timeouts: ConnectionTimeouts,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()>
 where
     E: Endpoint<Output = Response> + 'static,
 {
     let ep = ep.map(|resp| async move { page_headers(resp) });
-    Server::new_with_acceptor(HeadDeadline::new(acceptor, timeouts.head))
-        .idle_timeout(timeouts.idle)
+    Server::new_with_acceptor(Guarded::new(acceptor, &limits))
+        .idle_timeout(limits.idle)
         .run_with_graceful_shutdown(ep, shutdown, Some(GRACE))
         .await
 }

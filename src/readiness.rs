@@ -3,6 +3,10 @@
 //! each thread's watcher last saw them (every 250 ms). The watcher is also what re-establishes
 //! a thread's broken connections in the background: its ping on a dead connection makes the
 //! connection manager reconnect, so that no request has to fail first.
+//!
+//! `/readyz` also pings this thread's connections itself, so that an outage shows at once; but
+//! under heavy load that ping waits behind the requests queued on the same connections, and a
+//! busy node is not a broken one: past `LIVE_BUDGET`, the watchers' last word answers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +16,10 @@ use crate::accounts::Accounts;
 
 /// How often each thread checks its connections.
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// How long `/readyz` waits for its own ping before it trusts the watchers.
+pub const LIVE_BUDGET: Duration = Duration::from_millis(20);
+/// A watcher's ping that takes longer than this counts as failed.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The threads' health, shared; each handle writes its own thread's slot.
 #[derive(Clone)]
@@ -43,6 +51,21 @@ impl Readiness {
         self.threads.iter().all(|t| t.load(Ordering::Relaxed))
     }
 
+    /// What `/readyz` answers: this thread's connections answer a ping now (or, where the ping
+    /// takes longer than `LIVE_BUDGET`, worked at the watcher's last check), and every other
+    /// thread's worked at its watcher's last check. The error says what is not ready.
+    pub async fn check(&self, accounts: &Accounts) -> Result<(), &'static str> {
+        match tokio::time::timeout(LIVE_BUDGET, accounts.ready()).await {
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "not ready");
+                Err("a dependency does not answer")
+            }
+            Ok(Ok(())) | Err(_) if self.all_ready() => Ok(()),
+            Ok(Ok(())) => Err("another serving thread's connections are being re-established"),
+            Err(_) => Err("a dependency is slow to answer"),
+        }
+    }
+
     fn set(&self, ready: bool) {
         self.threads[self.slot].store(ready, Ordering::Relaxed);
     }
@@ -53,7 +76,10 @@ impl Readiness {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let ready = accounts.ready().await;
+            let ready = match tokio::time::timeout(PING_TIMEOUT, accounts.ready()).await {
+                Ok(ready) => ready,
+                Err(_) => Err(format!("no answer within {PING_TIMEOUT:?}")),
+            };
             if let Err(e) = &ready {
                 tracing::debug!(thread = self.slot, error = %e, "connections not ready");
             }

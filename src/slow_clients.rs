@@ -6,10 +6,16 @@
 //! The guard wraps each accepted stream and watches only where a head ends (the first empty
 //! line); hyper still parses everything. A head that misses its deadline fails the read, and
 //! hyper closes the connection.
+//!
+//! Open connections are capped for the whole process (`WXLOGIN_MAX_CONNECTIONS`): at the cap,
+//! the acceptor waits for one to close, and new ones wait in the kernel's listen queue, so that
+//! memory and file descriptors stay bounded. A failed accept (out of file descriptors, say) is
+//! retried after a pause instead of at once: poem's accept loop would otherwise spin.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,56 +23,93 @@ use poem::http::uri::Scheme;
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 /// How long a request head may take to arrive.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a kept-alive connection may idle between requests.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections open at once in one process, by default.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// The pause after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// The two deadlines of a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectionTimeouts {
+/// The limits of a server's connections. Clones share one count of open connections.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
     /// For each request head, from its first byte (the first: from the connection's start).
     pub head: Duration,
     /// Between requests.
     pub idle: Duration,
+    /// Connections that may be open at once, shared by every clone (every serving thread).
+    pub open: Arc<Semaphore>,
 }
 
-impl Default for ConnectionTimeouts {
-    fn default() -> Self {
-        ConnectionTimeouts {
+impl ConnectionLimits {
+    /// The default deadlines, and at most `max` connections open at once.
+    pub fn new(max: usize) -> Self {
+        ConnectionLimits {
             head: HEAD_TIMEOUT,
             idle: IDLE_TIMEOUT,
+            open: Arc::new(Semaphore::new(max.max(1))),
         }
     }
 }
 
-/// An acceptor whose connections must send request heads within `head_timeout`.
-pub struct HeadDeadline<A> {
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits::new(MAX_CONNECTIONS)
+    }
+}
+
+/// An acceptor that keeps open connections under a cap, and whose connections must send
+/// request heads within a deadline.
+pub struct Guarded<A> {
     inner: A,
     head_timeout: Duration,
+    open: Arc<Semaphore>,
 }
 
-impl<A> HeadDeadline<A> {
-    pub fn new(inner: A, head_timeout: Duration) -> Self {
-        HeadDeadline {
+impl<A> Guarded<A> {
+    pub fn new(inner: A, limits: &ConnectionLimits) -> Self {
+        Guarded {
             inner,
-            head_timeout,
+            head_timeout: limits.head,
+            open: limits.open.clone(),
         }
     }
 }
 
-impl<A: Acceptor> Acceptor for HeadDeadline<A> {
+impl<A: Acceptor> Acceptor for Guarded<A> {
     type Io = Timed<A::Io>;
 
     fn local_addr(&self) -> Vec<LocalAddr> {
         self.inner.local_addr()
     }
 
+    /// Cancel-safe, as poem needs: a permit taken before an accept that is cancelled is
+    /// dropped with it.
     async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
-        let (io, local, remote, scheme) = self.inner.accept().await?;
-        Ok((Timed::new(io, self.head_timeout), local, remote, scheme))
+        loop {
+            let permit = self
+                .open
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| io::Error::other("the connection cap is closed"))?;
+            match self.inner.accept().await {
+                Ok((io, local, remote, scheme)) => {
+                    let io = Timed::new(io, self.head_timeout, Some(permit));
+                    return Ok((io, local, remote, scheme));
+                }
+                Err(e) => {
+                    drop(permit);
+                    tracing::warn!(error = %e, "accepting a connection failed; pausing");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            }
+        }
     }
 }
 
@@ -81,7 +124,7 @@ enum Phase {
     Idle,
 }
 
-/// A stream whose request heads have a deadline.
+/// A stream whose request heads have a deadline, and that counts as open until dropped.
 pub struct Timed<IO> {
     io: IO,
     limit: Duration,
@@ -89,16 +132,18 @@ pub struct Timed<IO> {
     deadline: Pin<Box<Sleep>>,
     /// How much of `\r\n\r\n` the last bytes read have matched.
     matched: usize,
+    _open: Option<OwnedSemaphorePermit>,
 }
 
 impl<IO> Timed<IO> {
-    fn new(io: IO, limit: Duration) -> Self {
+    fn new(io: IO, limit: Duration, open: Option<OwnedSemaphorePermit>) -> Self {
         Timed {
             io,
             limit,
             phase: Phase::Head,
             deadline: Box::pin(tokio::time::sleep(limit)),
             matched: 0,
+            _open: open,
         }
     }
 
@@ -198,7 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_head_ends_at_its_first_empty_line_even_across_reads() {
-        let mut t = Timed::new((), Duration::from_secs(10));
+        let mut t = Timed::new((), Duration::from_secs(10), None);
         t.saw(b"GET / HTTP/1.1\r\nHost: a\r");
         assert_eq!(t.phase, Phase::Head);
         t.saw(b"\n\r");

@@ -104,6 +104,8 @@ pub struct Edge {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The requests this serving thread may work on at once (`WXLOGIN_MAX_IN_FLIGHT`).
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// How long a request may wait for its turn when `in_flight` are being worked on.
+    pub queue_wait: std::time::Duration,
     /// How long a request may take before it is answered 503.
     pub deadline: std::time::Duration,
 }
@@ -244,11 +246,23 @@ async fn edge_layer<E: Endpoint>(
         }
     };
     // Backpressure: a thread works on at most `in_flight` requests (health, readiness and
-    // metrics are always answered), and none for longer than the deadline.
+    // metrics are always answered); beyond, a request waits its turn for `queue_wait`, idle
+    // (a connection waiting sends nothing more, where a quick 503 would invite its next
+    // request at once and the rejections would eat the CPU of the work); and none is worked
+    // on for longer than the deadline.
     let always = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
-    let permit = (!always).then(|| edge.in_flight.clone().try_acquire_owned());
+    let permit = match always {
+        true => None,
+        false => Some(match edge.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => tokio::time::timeout(edge.queue_wait, edge.in_flight.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok),
+        }),
+    };
     let result = match permit {
-        Some(Err(_)) => Err(into_poem(overloaded(
+        Some(None) => Err(into_poem(overloaded(
             "This server is working on as many requests as it takes: try again in a moment.",
         ))),
         // The permit (where one is taken) is held until the answer is made.
@@ -285,7 +299,10 @@ async fn edge_layer<E: Endpoint>(
                 Ok(error) => error,
                 Err(e) => from_status(e.status(), &e.to_string()),
             };
-            if error.code.status() >= 500 {
+            // A rejection under overload (no cause) is counted in the metrics, not logged
+            // one line each: that would slow the server down when it can least afford it.
+            let overload = error.code == Code::ServiceUnavailable && error.source.is_none();
+            if error.code.status() >= 500 && !overload {
                 let cause = error
                     .source
                     .as_ref()

@@ -30,15 +30,9 @@ impl OpsApi {
     /// Redis and the database answer, on every serving thread
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, accounts: Data<&Accounts>, readiness: Data<&Readiness>) -> Ready {
-        match accounts.ready().await {
-            Ok(()) if readiness.all_ready() => Ready::Ready(PlainText("ready")),
-            Ok(()) => Ready::NotReady(PlainText(
-                "not ready: another serving thread's connections are being re-established".into(),
-            )),
-            Err(e) => {
-                tracing::warn!(error = %e, "not ready");
-                Ready::NotReady(PlainText("not ready: a dependency does not answer".into()))
-            }
+        match readiness.check(&accounts).await {
+            Ok(()) => Ready::Ready(PlainText("ready")),
+            Err(why) => Ready::NotReady(PlainText(format!("not ready: {why}"))),
         }
     }
 

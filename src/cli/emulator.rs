@@ -44,7 +44,7 @@ pub async fn run(args: EmulatorArgs) -> Result<(), Failure> {
         port,
         "WeChat emulator serving; control API at /__emulator/docs"
     );
-    let timeouts = Default::default();
-    app::serve(acceptor, emu.routes(), timeouts, app::shutdown_signal()).await?;
+    let limits = Default::default();
+    app::serve(acceptor, emu.routes(), limits, app::shutdown_signal()).await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use url::Url;
 
 use super::{secret, AppCredentials, ConfigError, FileSettings, LogFormat};
 use crate::domain::{AppId, Shaped};
+use crate::slow_clients;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_DATABASE_URL: &str = "sqlite://wxlogin.db?mode=rwc";
@@ -20,6 +21,8 @@ const DEFAULT_WECHAT_MAX_CONCURRENT: usize = 256;
 const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// Requests one serving thread works on at once.
 const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// How long a request may wait for its turn beyond `WXLOGIN_MAX_IN_FLIGHT`.
+const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(1);
 /// How long a request may take, WeChat's slowest answer and its retry included.
 const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -60,10 +63,14 @@ pub struct ServerArgs {
     #[arg(long, env = "WXLOGIN_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
-    /// Requests one serving thread works on at once; beyond it, 503 at once (health, readiness
-    /// and metrics are never refused).
+    /// Requests one serving thread works on at once; beyond it, a request waits up to a second
+    /// for its turn, then 503 (health, readiness and metrics never wait).
     #[arg(long, env = "WXLOGIN_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
+
+    /// Connections this process keeps open at once; beyond, new ones wait in the listen queue.
+    #[arg(long, env = "WXLOGIN_MAX_CONNECTIONS", default_value_t = slow_clients::MAX_CONNECTIONS)]
+    pub max_connections: usize,
 
     /// Comma-separated IPs or CIDRs of proxies whose `X-Forwarded-For` is believed.
     #[arg(long, env = "WXLOGIN_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -85,14 +92,18 @@ pub struct Server {
     pub threads: usize,
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
+    /// How long a request may wait for its turn beyond `max_in_flight` before it is answered
+    /// 503 (1 s; set otherwise only by tests).
+    pub queue_wait: Duration,
     /// How long a request may take before it is answered 503 (15 s; set otherwise only by
     /// tests).
     pub request_deadline: Duration,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub log_format: LogFormat,
-    /// A request head's deadline and the idle timeout between requests (10 s and 60 s; fixed,
-    /// set otherwise only by tests).
-    pub timeouts: crate::slow_clients::ConnectionTimeouts,
+    /// The cap on open connections (`WXLOGIN_MAX_CONNECTIONS`, shared by every clone of this
+    /// value), a request head's deadline and the idle timeout between requests (10 s and 60 s;
+    /// fixed, set otherwise only by tests).
+    pub connections: slow_clients::ConnectionLimits,
 }
 
 impl ServerArgs {
@@ -127,10 +138,11 @@ impl ServerArgs {
             threads: self.threads,
             max_body_bytes: self.max_body_bytes,
             max_in_flight: self.max_in_flight.max(1),
+            queue_wait: DEFAULT_QUEUE_WAIT,
             request_deadline: DEFAULT_REQUEST_DEADLINE,
             trusted_proxies,
             log_format: self.log_format,
-            timeouts: Default::default(),
+            connections: slow_clients::ConnectionLimits::new(self.max_connections),
         })
     }
 }
@@ -144,10 +156,11 @@ impl Server {
             threads: 0,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            queue_wait: DEFAULT_QUEUE_WAIT,
             request_deadline: DEFAULT_REQUEST_DEADLINE,
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
-            timeouts: Default::default(),
+            connections: Default::default(),
         }
     }
 }

@@ -167,10 +167,8 @@ async fn closed_within(
 async fn slow_request_heads_and_idle_connections_are_closed() {
     use tokio::io::AsyncWriteExt;
     let app = spawn_with(Db::Sqlite, Kv::Memory, |c| {
-        c.server.timeouts = wxlogin::slow_clients::ConnectionTimeouts {
-            head: Duration::from_secs(1),
-            idle: Duration::from_secs(3),
-        };
+        c.server.connections.head = Duration::from_secs(1);
+        c.server.connections.idle = Duration::from_secs(3);
     })
     .await;
     let addr = app.base.trim_start_matches("http://").to_string();
@@ -231,38 +229,58 @@ async fn slow_request_heads_and_idle_connections_are_closed() {
     );
 }
 
-/// Backpressure: beyond `WXLOGIN_MAX_IN_FLIGHT` requests at once, 503 at once (health and
-/// readiness still answered); a request that outlives the deadline is answered 503.
+/// Beyond `WXLOGIN_MAX_CONNECTIONS` open connections, a new one is not served until another
+/// closes (it waits in the listen queue); then it is.
+#[tokio::test]
+async fn a_connection_beyond_the_cap_is_served_once_another_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(Db::Sqlite, Kv::Memory, |c| {
+        c.server.connections = wxlogin::slow_clients::ConnectionLimits::new(2);
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    async fn answer(conn: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+        let mut buf = [0u8; 1024];
+        match tokio::time::timeout(within, conn.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            _ => None,
+        }
+    }
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(HEALTHZ).await.unwrap();
+        let answered = answer(&mut conn, Duration::from_secs(5)).await;
+        assert!(answered.unwrap().starts_with("HTTP/1.1 200"));
+        open.push(conn);
+    }
+    // The kernel completes the handshake; the server does not take the connection yet.
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    third.write_all(HEALTHZ).await.unwrap();
+    assert_eq!(answer(&mut third, Duration::from_millis(500)).await, None);
+    drop(open.pop());
+    let answered = answer(&mut third, Duration::from_secs(5)).await;
+    assert!(answered.unwrap().starts_with("HTTP/1.1 200"));
+}
+
+/// Backpressure: beyond `WXLOGIN_MAX_IN_FLIGHT` requests at once, a request waits its turn a
+/// while, then 503 (health and readiness still answered); a request that outlives the
+/// deadline is answered 503.
 #[tokio::test]
 async fn requests_beyond_the_limit_or_the_deadline_are_503_and_health_still_answers() {
     let app = spawn_with(Db::Sqlite, Kv::Memory, |c| {
         c.server.max_in_flight = 2;
+        c.server.queue_wait = Duration::from_millis(500);
         c.server.request_deadline = Duration::from_secs(2);
         c.wechat.timeout = Duration::from_secs(10);
         c.login.rate_limit_per_minute = 0;
     })
     .await;
-    app.fault(json!({"path": "/sns/jscode2session", "delayMs": 1000, "times": 4}))
+    // Two are worked on for 1.5 s: the other two wait their turn half a second, then 503.
+    app.fault(json!({"path": "/sns/jscode2session", "delayMs": 1500, "times": 4}))
         .await;
-    let mut codes = Vec::new();
-    for i in 0..4 {
-        codes.push(app.wx_login(&format!("busy-{i}")).await);
-    }
-    let logins: Vec<_> = codes
-        .into_iter()
-        .map(|code| {
-            let base = app.base.clone();
-            tokio::spawn(async move {
-                let r = reqwest::Client::new()
-                    .post(format!("{base}/api/v1/auth/login"))
-                    .json(&json!({"code": code, "appid": APPID}))
-                    .send()
-                    .await
-                    .unwrap();
-                (r.status().as_u16(), r.headers().get("retry-after").cloned())
-            })
-        })
-        .collect();
+    let logins = concurrent_logins(&app, "busy", 4).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Two are being worked on: health and readiness answer regardless.
     assert_eq!(app.get("/healthz", None).await.status, 200);
@@ -278,6 +296,16 @@ async fn requests_beyond_the_limit_or_the_deadline_are_503_and_health_still_answ
     statuses.sort();
     assert_eq!(statuses, [200, 200, 503, 503]);
 
+    // Two are worked on for 0.1 s: the third waits its turn, and is served.
+    app.emu("DELETE", "/faults", serde_json::Value::Null).await;
+    app.fault(json!({"path": "/sns/jscode2session", "delayMs": 100, "times": 3}))
+        .await;
+    let mut statuses = Vec::new();
+    for l in concurrent_logins(&app, "queued", 3).await {
+        statuses.push(l.await.unwrap().0);
+    }
+    assert_eq!(statuses, [200, 200, 200]);
+
     // A request that WeChat keeps past the deadline is given up with a 503, not left waiting.
     app.emu("DELETE", "/faults", serde_json::Value::Null).await;
     app.fault(json!({"path": "/sns/jscode2session", "delayMs": 4000, "times": 1}))
@@ -289,4 +317,31 @@ async fn requests_beyond_the_limit_or_the_deadline_are_503_and_health_still_answ
         "{}",
         r.text
     );
+}
+
+/// `n` logins of new users at once: each task's status and Retry-After.
+async fn concurrent_logins(
+    app: &TestApp,
+    prefix: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<(u16, Option<reqwest::header::HeaderValue>)>> {
+    let mut codes = Vec::new();
+    for i in 0..n {
+        codes.push(app.wx_login(&format!("{prefix}-{i}")).await);
+    }
+    codes
+        .into_iter()
+        .map(|code| {
+            let base = app.base.clone();
+            tokio::spawn(async move {
+                let r = reqwest::Client::new()
+                    .post(format!("{base}/api/v1/auth/login"))
+                    .json(&json!({"code": code, "appid": APPID}))
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.headers().get("retry-after").cloned())
+            })
+        })
+        .collect()
 }

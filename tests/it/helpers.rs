@@ -96,11 +96,10 @@ pub async fn spawn_with(db: Db, kv: Kv, tweak: impl FnOnce(&mut config::Config))
     emu.add_app(SAMPLE_APPID, "sample-secret-0000", true);
     emu.add_app("wxotherapp0000001", "other-secret-0001", true);
     let (acceptor, emu_port) = app::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let timeouts = Default::default();
     tokio::spawn(app::serve(
         acceptor,
         emu.routes(),
-        timeouts,
+        Default::default(),
         std::future::pending(),
     ));
     let emu_url = format!("http://127.0.0.1:{emu_port}");
