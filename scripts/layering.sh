@@ -27,4 +27,7 @@ forbid domain '\bcrate::(api|accounts|store|wechat|config|app|cli|emulator)\b' \
 forbid store '\bpoem(_openapi)?::|\breqwest\b|\bcrate::(api|accounts|wechat)\b' \
   'HTTP, api, accounts or wechat'
 forbid wechat '\bcrate::(api|accounts|store|emulator)\b' 'another room'
+forbid sms '\bcrate::(api|accounts|store|emulator|wechat)\b' 'another room'
+forbid emulator '\bcrate::sms\b|\bsuper::super::sms\b' \
+  'sms (it checks signatures with code of its own, written from SMS.md)'
 exit $status

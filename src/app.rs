@@ -134,10 +134,22 @@ impl App {
         )
         .map_err(StartError::Http)?;
         let login = &config.login;
-        let stores = Stores::new(kv, sealer, users, login.session_ttl, login.session_max_age);
+        let stores = Stores::new(
+            kv,
+            sealer,
+            users,
+            (login.session_ttl, login.session_max_age),
+            login.clock.clone(),
+        );
         let web = WebUrls {
             public_url: config.server.public_url.clone(),
             open_base: config.wechat.open_base.clone(),
+        };
+        let sms = match &config.sms {
+            Some(sms) => Some(
+                crate::sms::Provider::new(sms, config.wechat.timeout).map_err(StartError::Http)?,
+            ),
+            None => None,
         };
         let accounts = Accounts::new(
             config.apps.clone(),
@@ -146,6 +158,7 @@ impl App {
             web,
             stores,
             client,
+            sms,
         );
         let acceptor = TcpAcceptor::from_std(listener)
             .map_err(|e| StartError::Listen(config.server.listen, e))?;

@@ -39,10 +39,12 @@ pub enum Code {
     InvalidClient,
     /// A lasting change came without proof that the account's owner is there.
     ReauthenticationRequired,
+    SmsCodeInvalid,
+    SmsUnavailable,
 }
 
 impl Code {
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 23] = [
         Code::InvalidRequest,
         Code::WechatCodeInvalid,
         Code::WechatRateLimited,
@@ -64,6 +66,8 @@ impl Code {
         Code::PayloadTooLarge,
         Code::InvalidClient,
         Code::ReauthenticationRequired,
+        Code::SmsCodeInvalid,
+        Code::SmsUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +93,8 @@ impl Code {
             Code::PayloadTooLarge => "payload_too_large",
             Code::InvalidClient => "invalid_client",
             Code::ReauthenticationRequired => "reauthentication_required",
+            Code::SmsCodeInvalid => "sms_code_invalid",
+            Code::SmsUnavailable => "sms_unavailable",
         }
     }
 
@@ -101,14 +107,15 @@ impl Code {
             Code::WechatCodeInvalid
             | Code::Unauthenticated
             | Code::InvalidCredentials
-            | Code::InvalidClient => 401,
+            | Code::InvalidClient
+            | Code::SmsCodeInvalid => 401,
             Code::WechatUserBlocked | Code::BindingRequired | Code::ReauthenticationRequired => 403,
             Code::NotFound => 404,
             Code::MethodNotAllowed => 405,
             Code::Conflict => 409,
             Code::PayloadTooLarge => 413,
             Code::WechatRateLimited | Code::AccountLocked | Code::RateLimited => 429,
-            Code::WechatUnavailable | Code::WechatError => 502,
+            Code::WechatUnavailable | Code::WechatError | Code::SmsUnavailable => 502,
             Code::ServiceUnavailable => 503,
         }
     }
@@ -161,6 +168,8 @@ impl Code {
                 "a lasting change needs proof of presence (a fresh wx.login `code`, or \
                 `currentPassword`), and none or a wrong one came; nothing changed"
             }
+            Code::SmsCodeInvalid => "the SMS code is wrong, used or expired",
+            Code::SmsUnavailable => "the SMS provider failed or refused; no code was sent",
         }
     }
 

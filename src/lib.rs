@@ -22,6 +22,7 @@ pub mod error;
 pub mod jose;
 pub mod readiness;
 pub mod slow_clients;
+pub mod sms;
 pub mod store;
 pub mod telemetry;
 pub mod wechat;

@@ -91,7 +91,7 @@ test('mini program flows against wxlogin demo', async (t) => {
     const page = phone.open('phone');
     await page.onGetPhoneNumber({ detail: { encryptedData: data.body.encryptedData, iv: data.body.iv } });
     assert.equal(page.data.error, '');
-    assert.equal(page.data.phone.phoneNumber, '13500001111');
+    assert.equal(page.data.phone.phoneNumber, '+8613500001111');
   });
 
   await t.test('the phone button sends the new-style code', async () => {

@@ -22,6 +22,7 @@ mod passwords;
 mod phone;
 mod presence;
 mod sessions;
+mod sms;
 mod web;
 mod wechat_tokens;
 
@@ -40,6 +41,7 @@ pub use oauth::{ClientAuth, Introspection};
 pub use phone::OpenData;
 pub use presence::Proof;
 pub use sessions::{Authenticated, Credential, Refreshed};
+pub use sms::{SmsPurpose, RESEND_AFTER};
 
 /// A signed-in session as the sign-in routes answer it.
 #[derive(Debug)]
@@ -75,6 +77,8 @@ struct Inner {
     wechat: wechat::Client,
     wechat_tokens: wechat_tokens::WechatTokens,
     access_tokens: AccessTokens,
+    /// Who sends SMS codes (None: nobody; the SMS routes answer 404).
+    sms: Option<crate::sms::Provider>,
 }
 
 impl Accounts {
@@ -85,6 +89,7 @@ impl Accounts {
         web: WebUrls,
         stores: Stores,
         wechat: wechat::Client,
+        sms: Option<crate::sms::Provider>,
     ) -> Self {
         let wechat_tokens =
             wechat_tokens::WechatTokens::new(stores.wechat_tokens.clone(), wechat.clone());
@@ -98,6 +103,7 @@ impl Accounts {
                 wechat,
                 wechat_tokens,
                 access_tokens,
+                sms,
             }),
         }
     }

@@ -3,7 +3,7 @@
 
 use super::sessions::{wechat_part, Authenticated};
 use super::Accounts;
-use crate::domain::{now, Phone, Session, WxCode};
+use crate::domain::{now, Phone, PhoneNumber, Session, WxCode};
 use crate::error::{Code, Error, Result, DECRYPT_FAILED};
 use crate::wechat::{crypto, errcode, WechatError};
 
@@ -11,6 +11,17 @@ use crate::wechat::{crypto, errcode, WechatError};
 pub struct OpenData {
     pub data: serde_json::Map<String, serde_json::Value>,
     pub watermark: serde_json::Value,
+}
+
+/// A number from WeChat's phone button, as it is stored and answered: `phoneNumber` in E.164
+/// (WeChat's own `phoneNumber` where its parts are not digits), WeChat's two parts beside.
+fn wechat_phone(phone_number: String, pure_phone_number: String, country_code: String) -> Phone {
+    let e164 = PhoneNumber::of_wechat(&country_code, &pure_phone_number);
+    Phone {
+        phone_number: e164.map_or(phone_number, |p| p.as_str().to_string()),
+        pure_phone_number,
+        country_code,
+    }
 }
 
 impl Accounts {
@@ -46,11 +57,7 @@ impl Accounts {
                 other => break other?,
             }
         };
-        let phone = Phone {
-            phone_number: info.phone_number,
-            pure_phone_number: info.pure_phone_number,
-            country_code: info.country_code,
-        };
+        let phone = wechat_phone(info.phone_number, info.pure_phone_number, info.country_code);
         self.store_phone(session, phone).await
     }
 
@@ -77,15 +84,11 @@ impl Accounts {
                  gave.",
             ));
         };
-        let phone = Phone {
-            phone_number,
-            pure_phone_number,
-            country_code,
-        };
+        let phone = wechat_phone(phone_number, pure_phone_number, country_code);
         self.store_phone(&auth.session, phone).await
     }
 
-    async fn store_phone(&self, session: &Session, phone: Phone) -> Result<Phone> {
+    pub(super) async fn store_phone(&self, session: &Session, phone: Phone) -> Result<Phone> {
         self.inner
             .stores
             .users

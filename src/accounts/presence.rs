@@ -1,11 +1,15 @@
 //! Proof of presence: a lasting change (a password set, an identity unbound) needs more than a
 //! bearer token, which may have been stolen. The person proves they hold the account now: a
-//! fresh `wx.login` code of one of its mini program identities, or its current password.
+//! fresh `wx.login` code of one of its mini program identities, its current password, or a code
+//! sent by SMS to its verified phone.
 //! Without a valid proof, 403 `reauthentication_required` and nothing changes.
 
 use super::sessions::Authenticated;
+use super::sms::SmsPurpose;
 use super::Accounts;
-use crate::domain::{Credentials, Password, Provider, Shaped, Username, WxCode};
+use crate::domain::{
+    Credentials, Password, PhoneNumber, Provider, Shaped, SmsCode, Username, WxCode,
+};
 use crate::error::{Code, Error, Result};
 
 /// What a person sends to show they are there.
@@ -46,12 +50,7 @@ impl Accounts {
                     Err(e) => return Err(e),
                 }
             }
-            Proof::SmsCode(_) => {
-                return Err(refused(
-                    "This server sends no SMS codes: prove it is you with a fresh wx.login \
-                     `code` or `currentPassword`.",
-                ))
-            }
+            Proof::SmsCode(code) => self.prove_by_sms(auth, &code).await?,
         };
         if proved {
             Ok(())
@@ -65,6 +64,32 @@ impl Accounts {
                 "The proof is wrong: send a fresh wx.login `code` of this account's mini \
                  program, or its `currentPassword`. Nothing changed.",
             ))
+        }
+    }
+
+    /// Whether an SMS code (sent with `purpose: bind`) is the one sent to the user's verified
+    /// phone.
+    async fn prove_by_sms(&self, auth: &Authenticated, code: &str) -> Result<bool> {
+        if self.inner.sms.is_none() {
+            return Err(refused(
+                "This server sends no SMS codes: prove it is you with a fresh wx.login `code` or \
+                 `currentPassword`.",
+            ));
+        }
+        let phone = auth.user.phone_number.clone().map(PhoneNumber::parse);
+        let Some(Ok(phone)) = phone else {
+            return Err(refused(
+                "This account has no verified phone: prove it is you with a fresh wx.login \
+                 `code` or `currentPassword`.",
+            ));
+        };
+        let Ok(code) = SmsCode::parse(code.to_string()) else {
+            return Ok(false);
+        };
+        match self.check_sms_code(&phone, SmsPurpose::Bind, &code).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.code == Code::SmsCodeInvalid => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

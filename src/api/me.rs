@@ -18,7 +18,7 @@ error_set!(CredentialsErrors:
 );
 error_set!(UnbindErrors:
     InvalidRequest, Unauthenticated, ReauthenticationRequired, NotFound, Conflict, AccountLocked,
-    WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable
+    WechatRateLimited, RateLimited, WechatUnavailable, WechatError, ServiceUnavailable
 );
 
 /// `PUT /api/v1/me/credentials`: the new username and password, and a fresh `wx.login` code as
@@ -91,8 +91,9 @@ impl ProofRequest {
 }
 error_set!(PatchErrors: InvalidRequest, Unauthenticated, ServiceUnavailable);
 error_set!(PhoneErrors:
-    InvalidRequest, DecryptFailed, WatermarkMismatch, WechatCodeInvalid, Unauthenticated, Conflict,
-    WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable
+    InvalidRequest, DecryptFailed, WatermarkMismatch, WechatCodeInvalid, Unauthenticated,
+    SmsCodeInvalid, NotFound, Conflict, WechatRateLimited, RateLimited, WechatUnavailable,
+    WechatError, ServiceUnavailable
 );
 
 #[derive(ApiResponse)]
@@ -158,25 +159,39 @@ impl MeApi {
         auth: BearerAuth,
     ) -> Reply<PhoneOk, PhoneErrors> {
         let session = &auth.0.session;
-        let phone = match body.0 {
-            PhoneRequest {
-                code: Some(code),
-                encrypted_data: None,
-                iv: None,
-            } => accounts.phone_by_code(session, &code.0).await?,
-            PhoneRequest {
-                code: None,
-                encrypted_data: Some(data),
-                iv: Some(iv),
-            } => accounts.phone_by_data(&auth.0, &data, &iv).await?,
-            _ => {
-                return Err(Error::invalid(
-                    "Send either `code` (getPhoneNumber's code) or both `encryptedData` and \
-                     `iv`, not a mix.",
+        let phone =
+            match body.0 {
+                PhoneRequest {
+                    code: Some(code),
+                    encrypted_data: None,
+                    iv: None,
+                    phone_number: None,
+                    sms_code: None,
+                } => accounts.phone_by_code(session, &code.0).await?,
+                PhoneRequest {
+                    code: None,
+                    encrypted_data: Some(data),
+                    iv: Some(iv),
+                    phone_number: None,
+                    sms_code: None,
+                } => accounts.phone_by_data(&auth.0, &data, &iv).await?,
+                PhoneRequest {
+                    code: None,
+                    encrypted_data: None,
+                    iv: None,
+                    phone_number: Some(phone),
+                    sms_code: Some(sms_code),
+                } => {
+                    accounts
+                        .phone_by_sms(&auth.0, &phone.0, &sms_code.0)
+                        .await?
+                }
+                _ => return Err(Error::invalid(
+                    "Send `code` (getPhoneNumber's code), or both `encryptedData` and `iv`, or \
+                     both `phoneNumber` and `smsCode`; not a mix.",
                 )
-                .into())
-            }
-        };
+                .into()),
+            };
         Ok(PhoneOk::Ok(Json(phone.into())))
     }
 

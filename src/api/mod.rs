@@ -10,6 +10,7 @@ mod me;
 mod model;
 mod oauth;
 mod ops;
+mod sms;
 mod tokens;
 mod wechat;
 
@@ -80,6 +81,7 @@ pub fn service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
         accounts::AccountsApi,
         oauth::OauthApi,
         me::MeApi,
+        sms::SmsApi,
         wechat::WechatApi,
         tokens::TokensApi,
         ops::OpsApi,
@@ -167,6 +169,7 @@ const NO_STORE: [&str; 11] = [
 fn rate_limited_path(path: &str) -> bool {
     path.starts_with("/api/v1/auth/")
         || path.starts_with("/api/v1/accounts")
+        || path == "/api/v1/sms/code"
         || (path.starts_with("/api/v1/oauth/") && path.ends_with("/authorize"))
 }
 

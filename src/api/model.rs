@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::accounts::SignedIn;
 use crate::domain::{
-    AppId, Credentials, HttpUrl, Identity, Nickname, Password, Phone, Shaped, User, Username,
-    WxCode,
+    AppId, Credentials, HttpUrl, Identity, Nickname, Password, Phone, PhoneNumber, Shaped, SmsCode,
+    User, Username, WxCode,
 };
 use crate::wechat::crypto::{SAMPLE_DATA, SAMPLE_IV};
 
@@ -106,7 +106,7 @@ pub struct UserBody {
     pub nickname: Option<String>,
     #[oai(nullable)]
     pub avatar_url: Option<String>,
-    /// With the country code, as WeChat gives it (`13580006666` or `+1 2025550123`).
+    /// The verified phone in E.164 (`+8613580006666`), from the phone button or an SMS code.
     #[oai(nullable)]
     pub phone_number: Option<String>,
     #[oai(nullable)]
@@ -123,7 +123,7 @@ impl Example for UserBody {
             username: None,
             nickname: Some("Band".into()),
             avatar_url: None,
-            phone_number: Some("13580006666".into()),
+            phone_number: Some("+8613580006666".into()),
             country_code: Some("86".into()),
             identities: vec![IdentityBody {
                 provider: "miniprogram".into(),
@@ -320,8 +320,9 @@ impl Example for ProfilePatch {
     }
 }
 
-/// `POST /api/v1/me/phone`: `{code}` from the current `getPhoneNumber` button, or
-/// `{encryptedData, iv}` from the older one.
+/// `POST /api/v1/me/phone`: `{code}` from the current `getPhoneNumber` button,
+/// `{encryptedData, iv}` from the older one, or `{phoneNumber, smsCode}` (a code sent with
+/// `purpose: bind`).
 #[derive(Object)]
 #[oai(rename_all = "camelCase", example)]
 pub struct PhoneRequest {
@@ -333,6 +334,11 @@ pub struct PhoneRequest {
     /// Base64 of 16 bytes.
     #[oai(validator(min_length = 1, max_length = 64))]
     pub iv: Option<String>,
+    /// A phone to verify by SMS (E.164, or 11 mainland digits), with `smsCode`.
+    pub phone_number: Option<Field<PhoneNumber>>,
+    /// The code sent to `phoneNumber` by `POST /api/v1/sms/code` with `purpose: bind`.
+    #[oai(write_only)]
+    pub sms_code: Option<Field<SmsCode>>,
 }
 
 impl Example for PhoneRequest {
@@ -343,15 +349,17 @@ impl Example for PhoneRequest {
             )),
             encrypted_data: None,
             iv: None,
+            phone_number: None,
+            sms_code: None,
         }
     }
 }
 
-/// A phone number, as WeChat gives it.
+/// A phone number: `phoneNumber` in E.164, and WeChat's two parts.
 #[derive(Object)]
 #[oai(rename = "Phone", rename_all = "camelCase", example)]
 pub struct PhoneBody {
-    /// With the country code for numbers outside mainland China.
+    /// E.164 (`+8613580006666`), the form every way of verifying a phone stores.
     pub phone_number: String,
     /// Without the country code.
     pub pure_phone_number: String,
@@ -362,7 +370,7 @@ pub struct PhoneBody {
 impl Example for PhoneBody {
     fn example() -> Self {
         PhoneBody {
-            phone_number: "13580006666".into(),
+            phone_number: "+8613580006666".into(),
             pure_phone_number: "13580006666".into(),
             country_code: "86".into(),
         }

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::Failure;
-use crate::config::{AppCredentials, Config, LogFormat, LoginPolicy};
+use crate::config::{AppCredentials, Config, LogFormat, LoginPolicy, Sms};
 use crate::{app, emulator, telemetry};
 
 /// The AppIDs that `wxlogin demo` configures (the first also in
@@ -75,12 +75,14 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     config.apps.miniprograms = vec![app_of(DEMO_MINIPROGRAM_APPID, &mp)];
     config.apps.website = Some(app_of(DEMO_WEBSITE_APPID, &web));
     config.apps.official_account = Some(app_of(DEMO_OFFICIAL_ACCOUNT_APPID, &oa));
+    config.sms = Some(Sms::emulator(Url::parse(&emulator_url)?));
     config.demo_page = true;
     let server = app::App::build(&config).await?;
     println!("wxlogin demo");
     println!("  API and Swagger UI:  {server_url}/docs");
     println!("  web sign-in demo:    {server_url}/demo/");
     println!("  WeChat emulator:     {emulator_url}/__emulator/docs");
+    println!("  SMS inbox:           {emulator_url}/__emulator/sms?phone=%2B8613800138000");
     println!("  demo mini program:   appid {DEMO_MINIPROGRAM_APPID}");
     println!(
         "Try:  curl -s -X POST {emulator_url}/__emulator/login -H 'content-type: \

@@ -65,6 +65,8 @@ pub struct Login {
     pub redirect_allowlist: Vec<Url>,
     pub rate_limit_per_minute: u32,
     pub password_min_length: usize,
+    /// The clock of SMS codes and their limits (not a setting: tests move it forward).
+    pub clock: crate::domain::Clock,
 }
 
 /// An entry of `WXLOGIN_REDIRECT_ALLOWLIST`: a whole http(s) redirect URI, path included, so
@@ -116,6 +118,7 @@ impl LoginArgs {
             session_max_age: Duration::from_secs(self.session_max_age),
             redirect_allowlist,
             rate_limit_per_minute: self.rate_limit_per_minute,
+            clock: Default::default(),
         })
     }
 }
@@ -129,6 +132,7 @@ impl Login {
             redirect_allowlist: Vec::new(),
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,
+            clock: Default::default(),
         }
     }
 }

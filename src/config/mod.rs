@@ -12,6 +12,7 @@
 mod file;
 mod groups;
 mod login;
+mod sms;
 mod tokens;
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
@@ -23,6 +24,10 @@ use serde::Deserialize;
 pub use file::FileSettings;
 pub use groups::{Apps, AppsArgs, Server, ServerArgs, Storage, StorageArgs, Wechat, WechatArgs};
 pub use login::{Login, LoginArgs};
+pub use sms::{
+    Sms, SmsArgs, SmsProviderKind, TencentSettings, EMULATOR_SDK_APP_ID, EMULATOR_SECRET_ID,
+    EMULATOR_SECRET_KEY, EMULATOR_SIGN_NAME, EMULATOR_TEMPLATE_ID,
+};
 pub use tokens::{Client, Tokens, TokensArgs};
 
 /// The flags of `wxlogin serve`, each also read from its environment variable.
@@ -44,17 +49,22 @@ pub struct ServeArgs {
     pub login: LoginArgs,
     #[command(flatten)]
     pub tokens: TokensArgs,
+    #[command(flatten)]
+    pub sms: SmsArgs,
 }
 
 impl ServeArgs {
     /// Checks every group and resolves it; `file` adds the apps of its tables.
     pub fn resolve(self, file: &FileSettings) -> Result<Config, ConfigError> {
         let server = self.server.resolve()?;
+        let wechat = self.wechat.resolve()?;
+        let https = server.public_url.scheme() == "https";
         Ok(Config {
             tokens: self.tokens.resolve(&server.public_url_as_given, file)?,
+            sms: self.sms.resolve(&wechat.api_base, https)?,
             server,
             storage: self.storage.resolve()?,
-            wechat: self.wechat.resolve()?,
+            wechat,
             apps: self.apps.resolve(file)?,
             login: self.login.resolve()?,
             demo_page: false,
@@ -71,6 +81,8 @@ pub struct Config {
     pub apps: Apps,
     pub login: Login,
     pub tokens: Tokens,
+    /// Who sends SMS codes; None: nobody (the SMS routes answer 404).
+    pub sms: Option<Sms>,
     /// Serve the web demo page at `/demo/` (set by `wxlogin demo`, not a setting).
     pub demo_page: bool,
 }
@@ -86,6 +98,7 @@ impl Config {
             wechat: Wechat::embedded(),
             apps: Apps::default(),
             login: Login::embedded(),
+            sms: None,
             demo_page: false,
         }
     }

@@ -3,6 +3,7 @@
 //! them, `accounts` decides with them.
 
 mod input;
+mod phone;
 mod session;
 mod user;
 
@@ -10,8 +11,9 @@ pub use input::{
     AppId, CodeChallenge, CodeVerifier, Credentials, HttpUrl, IdempotencyKey, InvalidInput,
     Nickname, Password, Shaped, Username, WxCode,
 };
+pub use phone::{PhoneNumber, SmsCode};
 pub use session::{Session, SessionId, Token};
 pub use user::{
-    now, now_ms, Created, Identity, Linked, Phone, ProfileChange, Provider, Unbound, User,
+    now, now_ms, Clock, Created, Identity, Linked, Phone, ProfileChange, Provider, Unbound, User,
     WebProvider,
 };

@@ -5,13 +5,14 @@
 //! in our client cannot hide behind the same bug here.
 
 mod control;
+mod sms;
 mod state;
 mod web;
 mod wechat_paths;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use poem::{get, post, EndpointExt, Route};
+use poem::{get, post, Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::OpenApiService;
 
 /// One emulated WeChat, shared by its handlers.
@@ -43,13 +44,14 @@ impl Emulator {
     /// The emulator's routes: WeChat's paths, the control API and its documentation.
     pub fn routes(&self) -> impl poem::Endpoint<Output = poem::Response> {
         let version = env!("CARGO_PKG_VERSION");
-        let control = OpenApiService::new(control::ControlApi, "wxlogin WeChat emulator", version)
-            .description(
-                "Controls the emulated WeChat: test users, wx.login and phone codes, open data, \
-                 faults and the clock.",
-            );
+        let apis = (control::ControlApi, sms::SmsControlApi);
+        let control = OpenApiService::new(apis, "wxlogin WeChat emulator", version).description(
+            "Controls the emulated WeChat: test users, wx.login and phone codes, open data, \
+                 faults and the clock; and the SMS inbox.",
+        );
         let docs = control.swagger_ui();
         let spec = control.spec_endpoint();
+        let emu = self.clone();
         Route::new()
             .at("/sns/jscode2session", get(wechat_paths::jscode2session))
             .at("/cgi-bin/token", get(wechat_paths::cgi_token))
@@ -70,6 +72,17 @@ impl Emulator {
             .at("/__emulator/openapi.json", spec)
             .nest("/", control)
             .data(self.clone())
+            .around(move |ep, mut req| {
+                let emu = emu.clone();
+                async move {
+                    // Tencent Cloud's SMS API is at `/`, told apart by its action header.
+                    if !sms::is_sms(&req) {
+                        return ep.call(req).await.map(IntoResponse::into_response);
+                    }
+                    let body = req.take_body().into_vec().await.unwrap_or_default();
+                    Ok(sms::tencent(&emu, req, body).await)
+                }
+            })
             .map_to_response()
     }
 }

@@ -110,6 +110,8 @@ pub struct State {
     pub faults: Vec<Fault>,
     pub calls: HashMap<String, u64>,
     pub clock_offset: i64,
+    /// The SMS side's inbox, oldest first.
+    pub sms: Vec<super::sms::SentSms>,
 }
 
 pub fn random_b64(bytes: usize) -> String {

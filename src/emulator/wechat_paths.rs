@@ -40,19 +40,7 @@ pub(super) async fn fault(emu: &Emulator, path: &str, user: Option<&str>) -> Opt
         tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
     }
     if f.drop {
-        // Headers promise a body that never comes: the client sees the connection drop.
-        let stream = futures_util::stream::once(async {
-            Err::<bytes::Bytes, _>(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "dropped by the emulator",
-            ))
-        });
-        return Some(
-            Response::builder()
-                .content_type("text/plain")
-                .header("content-length", "64")
-                .body(Body::from_bytes_stream(stream)),
-        );
+        return Some(dropped());
     }
     let errcode = f.errcode?;
     let errmsg = f
@@ -60,6 +48,20 @@ pub(super) async fn fault(emu: &Emulator, path: &str, user: Option<&str>) -> Opt
         .clone()
         .unwrap_or_else(|| default_errmsg(errcode).to_string());
     Some(error(errcode, &errmsg))
+}
+
+/// Headers that promise a body that never comes: the client sees the connection drop.
+pub(super) fn dropped() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<bytes::Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "dropped by the emulator",
+        ))
+    });
+    Response::builder()
+        .content_type("text/plain")
+        .header("content-length", "64")
+        .body(Body::from_bytes_stream(stream))
 }
 
 fn default_errmsg(errcode: i64) -> &'static str {

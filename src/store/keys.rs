@@ -17,6 +17,10 @@
 //! | `rl:` keyed hash of an IP (IPv6: its /64) | sign-in requests this minute | `RATE_WINDOW` |
 //! | `pwf:` keyed hash of a username | wrong passwords | `LOCKOUT` |
 //! | `pwl:` keyed hash of a username | the username is locked | `LOCKOUT` |
+//! | `smsc:` keyed hash of a phone, purpose | the keyed hash of its SMS code | `SMS_CODE` |
+//! | `smst:` keyed hash of a phone, purpose | tries of that code | `SMS_CODE` |
+//! | `smsr:` keyed hash of a phone | a code was sent lately | `SMS_RESEND` |
+//! | `smsd:` keyed hash of a phone, day | codes sent that day (Beijing time) | `SMS_DAY` |
 //!
 //! Secrets and personal ids are hashed (one helper, `sha256`), so a copy of Redis names no one
 //! and holds nothing to sign in with. Two encodings of that hash are kept as the keys have
@@ -54,6 +58,13 @@ pub const WECHAT_TOKEN_LOCK: Duration = Duration::from_secs(10);
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// The window in which wrong passwords count, and how long a lock lasts.
 pub const LOCKOUT: Duration = Duration::from_secs(900);
+
+/// How long an SMS code works.
+pub const SMS_CODE: Duration = Duration::from_secs(300);
+/// How long before another code may be sent to a phone.
+pub const SMS_RESEND: Duration = Duration::from_secs(60);
+/// How long a day's count of codes sent to a phone is kept (two days: the day is Beijing's).
+pub const SMS_DAY: Duration = Duration::from_secs(2 * 86_400);
 
 /// SHA-256 of the parts, one after the other: the one hash of the keyspace.
 fn sha256(parts: &[&[u8]]) -> [u8; 32] {
@@ -160,6 +171,33 @@ pub fn password_failures(username_folded: &str, name_key: &[u8; 32]) -> String {
 /// The lock of a username (without regard to case).
 pub fn password_lock(username_folded: &str, name_key: &[u8; 32]) -> String {
     keyed("pwl:", name_key, username_folded.as_bytes())
+}
+
+/// The SMS code of a phone, for a purpose (`login` or `bind`): its keyed hash.
+pub fn sms_code(phone: &str, purpose: &str, name_key: &[u8; 32]) -> String {
+    keyed("smsc:", name_key, format!("{phone}\0{purpose}").as_bytes())
+}
+
+/// The tries of a phone's SMS code for a purpose.
+pub fn sms_tries(phone: &str, purpose: &str, name_key: &[u8; 32]) -> String {
+    keyed("smst:", name_key, format!("{phone}\0{purpose}").as_bytes())
+}
+
+/// A code was sent to a phone lately.
+pub fn sms_resend(phone: &str, name_key: &[u8; 32]) -> String {
+    keyed("smsr:", name_key, phone.as_bytes())
+}
+
+/// Codes sent to a phone on a day (days since 1970-01-01, Beijing time).
+pub fn sms_day(phone: &str, day: i64, name_key: &[u8; 32]) -> String {
+    keyed("smsd:", name_key, format!("{phone}\0{day}").as_bytes())
+}
+
+/// What is kept of an SMS code: HMAC-SHA256 under `name_key` of the phone, purpose and code.
+pub fn sms_code_digest(phone: &str, purpose: &str, code: &str, name_key: &[u8; 32]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(name_key).expect("HMAC takes any key");
+    mac.update(format!("sms-code\0{phone}\0{purpose}\0{code}").as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

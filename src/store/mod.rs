@@ -10,12 +10,14 @@ mod identities;
 pub mod keys;
 pub mod kv;
 pub mod limits;
+pub mod phones;
 pub mod replays;
 pub mod seal;
 mod sentinel;
 mod session_format;
 pub mod sessions;
 pub mod signing_keys;
+pub mod sms_codes;
 pub mod tickets;
 pub mod users;
 pub mod wechat_tokens;
@@ -69,6 +71,7 @@ pub struct Stores {
     pub tickets: tickets::Tickets,
     pub replays: replays::Replays,
     pub limits: limits::Limits,
+    pub sms_codes: sms_codes::SmsCodes,
     pub signing_keys: signing_keys::SigningKeys,
     pub wechat_tokens: wechat_tokens::WechatTokenCache,
     kv: kv::Kv,
@@ -76,13 +79,14 @@ pub struct Stores {
 
 impl Stores {
     /// The stores over `kv` (sealing what holds a secret with `sealer`) and `users`, which
-    /// from now on reads through the shared user cache.
+    /// from now on reads through the shared user cache; sessions live the sliding TTL and the
+    /// absolute lifetime given; SMS codes go by `clock`.
     pub fn new(
         kv: kv::Kv,
         sealer: seal::Sealer,
         users: users::Users,
-        session_ttl: Duration,
-        session_max_age: Duration,
+        (session_ttl, session_max_age): (Duration, Duration),
+        clock: crate::domain::Clock,
     ) -> Stores {
         Stores {
             signing_keys: signing_keys::SigningKeys::new(&users, sealer.clone()),
@@ -96,6 +100,7 @@ impl Stores {
             tickets: tickets::Tickets::new(kv.clone(), sealer.clone()),
             replays: replays::Replays::new(kv.clone(), sealer.clone()),
             limits: limits::Limits::new(kv.clone(), *sealer.name_key()),
+            sms_codes: sms_codes::SmsCodes::new(kv.clone(), *sealer.name_key(), clock),
             wechat_tokens: wechat_tokens::WechatTokenCache::new(kv.clone(), sealer),
             kv,
         }

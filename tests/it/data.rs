@@ -299,11 +299,14 @@ async fn phone_by_encrypted_data_checks_the_watermark_and_is_stored() {
             json!({"encryptedData": data["encryptedData"], "iv": data["iv"]}),
         )
         .await;
+    // Stored and answered in E.164; WeChat's two parts beside.
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["phoneNumber"], "13580006666");
+    assert_eq!(r.body["phoneNumber"], "+8613580006666");
+    assert_eq!(r.body["purePhoneNumber"], "13580006666");
+    assert_eq!(r.body["countryCode"], "86");
     assert_eq!(
         app.get("/api/v1/me", Some(&token)).await.body["phoneNumber"],
-        "13580006666"
+        "+8613580006666"
     );
 
     // The same number for another user is a conflict, and that user keeps no number.

@@ -128,6 +128,7 @@ pub async fn spawn_with(db: Db, kv: Kv, tweak: impl FnOnce(&mut config::Config))
     }
     config.wechat.api_base = Url::parse(&emu_url).unwrap();
     config.wechat.timeout = std::time::Duration::from_millis(800);
+    config.sms = Some(config::Sms::emulator(Url::parse(&emu_url).unwrap()));
     config.apps.miniprograms = vec![
         config::AppCredentials {
             appid: APPID.into(),

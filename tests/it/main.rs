@@ -15,5 +15,6 @@ mod outage;
 mod sentinel;
 mod sessions;
 mod shutdown;
+mod sms;
 mod tokens;
 mod web;
