@@ -225,6 +225,24 @@ mod tests {
         assert_eq!(utc_date(1_796_169_600), "2026-12-02");
     }
 
+    /// Signatures that Tencent Cloud's own SDK (PyPI `tencentcloud-sdk-python-common` 3.1.153,
+    /// `AbstractClient._get_tc3_signature`) computed for these inputs; tests/thirdparty also
+    /// checks live requests against it.
+    #[test]
+    fn signatures_are_what_tencent_clouds_sdk_computes() {
+        let body = br#"{"PhoneNumberSet":["+8613800138000"],"SmsSdkAppId":"1400000001","SignName":"wxlogin","TemplateId":"100001","TemplateParamSet":["204816"]}"#;
+        let key = "wxlogin-test-secret-key-0123456789";
+        let at = 1_796_169_600 + 3723;
+        assert_eq!(
+            sign(key, CONTENT_TYPE, "sms.tencentcloudapi.com", body, at),
+            "a04ab9a6f958d022433b7507e298d7225ce5d00b86df460db24402720828c5e2"
+        );
+        assert_eq!(
+            sign(key, CONTENT_TYPE, "127.0.0.1:8081", body, at),
+            "e1a052d70cdad2e16d6209bf7845efc7c244a805616948deca9144aec536f760"
+        );
+    }
+
     #[test]
     fn provider_codes_are_classified() {
         assert!(matches!(
