@@ -41,10 +41,11 @@ pub enum Code {
     ReauthenticationRequired,
     SmsCodeInvalid,
     SmsUnavailable,
+    PhoneRequired,
 }
 
 impl Code {
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 24] = [
         Code::InvalidRequest,
         Code::WechatCodeInvalid,
         Code::WechatRateLimited,
@@ -68,6 +69,7 @@ impl Code {
         Code::ReauthenticationRequired,
         Code::SmsCodeInvalid,
         Code::SmsUnavailable,
+        Code::PhoneRequired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +97,7 @@ impl Code {
             Code::ReauthenticationRequired => "reauthentication_required",
             Code::SmsCodeInvalid => "sms_code_invalid",
             Code::SmsUnavailable => "sms_unavailable",
+            Code::PhoneRequired => "phone_required",
         }
     }
 
@@ -109,7 +112,10 @@ impl Code {
             | Code::InvalidCredentials
             | Code::InvalidClient
             | Code::SmsCodeInvalid => 401,
-            Code::WechatUserBlocked | Code::BindingRequired | Code::ReauthenticationRequired => 403,
+            Code::WechatUserBlocked
+            | Code::BindingRequired
+            | Code::ReauthenticationRequired
+            | Code::PhoneRequired => 403,
             Code::NotFound => 404,
             Code::MethodNotAllowed => 405,
             Code::Conflict => 409,
@@ -170,6 +176,10 @@ impl Code {
             }
             Code::SmsCodeInvalid => "the SMS code is wrong, used or expired",
             Code::SmsUnavailable => "the SMS provider failed or refused; no code was sent",
+            Code::PhoneRequired => {
+                "web sign-in needs a verified phone first; the body adds `bindTicket` for \
+                /api/v1/auth/bind-phone"
+            }
         }
     }
 

@@ -24,6 +24,7 @@ mod presence;
 mod sessions;
 mod sms;
 mod web;
+mod web_phone;
 mod wechat_tokens;
 
 use std::net::IpAddr;

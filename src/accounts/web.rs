@@ -188,6 +188,35 @@ impl Accounts {
             .clone()
             .or_else(|| info.as_ref().and_then(|i| i.unionid.clone()));
         let identity = Identity::new(provider.identity(), &app.appid, &token.openid, unionid);
+        let profile = info.as_ref().map(|i| {
+            let nickname = Some(i.nickname.clone()).filter(|n| !n.is_empty());
+            let avatar = Some(i.headimgurl.clone()).filter(|a| a.starts_with("http"));
+            (nickname, avatar)
+        });
+        let web_tokens = WebTokens {
+            access_token: token.access_token.clone(),
+            refresh_token: token.refresh_token.clone(),
+        };
+        if let Some(needed) = self
+            .phone_needed(provider, &identity, profile.clone())
+            .await?
+        {
+            // Nobody signs in (and nobody is made) before a phone is verified.
+            tickets
+                .put_web_tokens(&app.appid, &token.openid, &web_tokens)
+                .await?;
+            let ticket = Token::new().reveal();
+            let record = WebTicket {
+                user_id: String::new(),
+                appid: app.appid,
+                openid: token.openid,
+                is_new_user: false,
+                code_challenge: pending.code_challenge.clone(),
+                phone_needed: Some(needed),
+            };
+            tickets.put_web_ticket(&ticket, &record).await?;
+            return with_fragment(&pending.redirect_uri, &format!("ticket={ticket}"));
+        }
         let resolved = match self.resolve_identity(&identity, None).await? {
             Resolution::User(resolved) => resolved,
             Resolution::NeedsBinding => {
@@ -195,19 +224,13 @@ impl Accounts {
             }
         };
         let (user_id, is_new_user) = (resolved.user_id, resolved.is_new_user);
-        if let Some(info) = &info {
-            let nickname = Some(info.nickname.as_str()).filter(|n| !n.is_empty());
-            let avatar = Some(info.headimgurl.as_str()).filter(|a| a.starts_with("http"));
+        if let Some((nickname, avatar)) = &profile {
             self.inner
                 .stores
                 .users
-                .fill_profile(&user_id, nickname, avatar)
+                .fill_profile(&user_id, nickname.as_deref(), avatar.as_deref())
                 .await?;
         }
-        let web_tokens = WebTokens {
-            access_token: token.access_token,
-            refresh_token: token.refresh_token,
-        };
         tickets
             .put_web_tokens(&app.appid, &token.openid, &web_tokens)
             .await?;
@@ -219,6 +242,7 @@ impl Accounts {
             openid: token.openid,
             is_new_user,
             code_challenge: pending.code_challenge.clone(),
+            phone_needed: None,
         };
         tickets.put_web_ticket(&ticket, &record).await?;
         tracing::info!(
@@ -266,6 +290,9 @@ impl Accounts {
                 "codeVerifier is missing or is not the one of this sign-in's codeChallenge; \
                  the ticket is used up: start the sign-in again.",
             ));
+        }
+        if let Some(needed) = t.phone_needed {
+            return Err(self.phone_required(&needed).await?);
         }
         let session = Session::web(&t.user_id, &t.appid, &t.openid);
         self.start_session_by_id(&t.user_id, t.is_new_user, session)

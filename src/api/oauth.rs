@@ -16,7 +16,9 @@ error_set!(CallbackErrors:
     InvalidRequest, WechatCodeInvalid, WechatRateLimited, WechatUnavailable, WechatError, Conflict,
     ServiceUnavailable
 );
-error_set!(TicketErrors: InvalidRequest, Unauthenticated, ServiceUnavailable, RateLimited);
+error_set!(TicketErrors:
+    InvalidRequest, Unauthenticated, PhoneRequired, ServiceUnavailable, RateLimited
+);
 
 /// The web product of a sign-in.
 #[derive(poem_openapi::Enum, Clone, Copy)]
@@ -159,7 +161,9 @@ impl OauthApi {
     /// Swap a web sign-in's ticket for a session
     ///
     /// A ticket works once, within 60 seconds of the redirect, with the `codeVerifier` of the
-    /// sign-in's `codeChallenge`.
+    /// sign-in's `codeChallenge`. Where `WXLOGIN_WEB_REQUIRE_PHONE` is set and the person has
+    /// no verified phone: 403 `phone_required` with a `bindTicket` for
+    /// `/api/v1/auth/bind-phone`.
     #[oai(path = "/auth/ticket", method = "post", operation_id = "redeemTicket")]
     async fn ticket(
         &self,

@@ -1,4 +1,5 @@
-//! `/api/v1/sms/code` and `/api/v1/auth/sms`: phone numbers verified by SMS codes.
+//! `/api/v1/sms/code`, `/api/v1/auth/sms` and `/api/v1/auth/bind-phone`: phone numbers
+//! verified by SMS codes.
 
 use poem::web::Data;
 use poem_openapi::types::Example;
@@ -13,6 +14,10 @@ use crate::domain::{PhoneNumber, SmsCode};
 
 error_set!(SendCodeErrors:
     InvalidRequest, NotFound, RateLimited, SmsUnavailable, ServiceUnavailable
+);
+error_set!(BindPhoneErrors:
+    InvalidRequest, Unauthenticated, SmsCodeInvalid, NotFound, Conflict, RateLimited,
+    ServiceUnavailable
 );
 error_set!(SmsLoginErrors:
     InvalidRequest, SmsCodeInvalid, BindingRequired, NotFound, Conflict, RateLimited,
@@ -88,6 +93,30 @@ pub enum SentOk {
     Accepted(Json<SentBody>),
 }
 
+/// `POST /api/v1/auth/bind-phone`.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct BindPhoneRequest {
+    /// From the `phone_required` answer of `POST /api/v1/auth/ticket`.
+    #[oai(validator(max_length = 64))]
+    pub bind_ticket: String,
+    /// The phone the code was sent to.
+    pub phone_number: Field<PhoneNumber>,
+    /// The 6 digits sent with `purpose: bind`.
+    #[oai(write_only)]
+    pub code: Field<SmsCode>,
+}
+
+impl Example for BindPhoneRequest {
+    fn example() -> Self {
+        BindPhoneRequest {
+            bind_ticket: "5b1f6a86-8c1a-4bd7-9f3e-2f5a1c0e7d42".into(),
+            phone_number: Field::of("+8613800138000"),
+            code: Field::of("204816"),
+        }
+    }
+}
+
 pub struct SmsApi;
 
 #[OpenApi(prefix_path = "/api/v1", tag = "Tag::Auth")]
@@ -127,6 +156,26 @@ impl SmsApi {
     ) -> Reply<LoginOk, SmsLoginErrors> {
         let Json(req) = body;
         let signed_in = accounts.sms_login(&req.phone_number.0, &req.code.0).await?;
+        Ok(LoginOk::Ok(Json(signed_in.into())))
+    }
+
+    /// Finish a web sign-in with a verified phone
+    ///
+    /// Where `WXLOGIN_WEB_REQUIRE_PHONE` is set, `POST /api/v1/auth/ticket` answers 403
+    /// `phone_required` with a `bindTicket` for a person with no verified phone. Send a code
+    /// with `purpose: bind`, then it, the phone and the ticket here (once, within 10 minutes):
+    /// the web identity joins the user who has this verified phone already (from the mini
+    /// program's phone button, say), or a new user is made with both.
+    #[oai(path = "/auth/bind-phone", method = "post", operation_id = "bindPhone")]
+    async fn bind_phone(
+        &self,
+        accounts: Data<&Accounts>,
+        body: Json<BindPhoneRequest>,
+    ) -> Reply<LoginOk, BindPhoneErrors> {
+        let Json(req) = body;
+        let signed_in = accounts
+            .bind_phone(&req.bind_ticket, &req.phone_number.0, &req.code.0)
+            .await?;
         Ok(LoginOk::Ok(Json(signed_in.into())))
     }
 }

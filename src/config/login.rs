@@ -54,6 +54,12 @@ pub struct LoginArgs {
         default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE
     )]
     pub rate_limit_per_minute: u32,
+
+    /// Web sign-in (website QR, Official Account) of a person with no verified phone waits for
+    /// one, verified by an SMS code (`phone_required`, then `auth/bind-phone`). Needs an SMS
+    /// provider.
+    #[arg(long, env = "WXLOGIN_WEB_REQUIRE_PHONE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub web_require_phone: bool,
 }
 
 /// Who may sign in, how, and for how long, checked.
@@ -65,6 +71,8 @@ pub struct Login {
     pub redirect_allowlist: Vec<Url>,
     pub rate_limit_per_minute: u32,
     pub password_min_length: usize,
+    /// Web sign-in waits for a verified phone (`WXLOGIN_WEB_REQUIRE_PHONE`).
+    pub web_require_phone: bool,
     /// The clock of SMS codes and their limits (not a setting: tests move it forward).
     pub clock: crate::domain::Clock,
 }
@@ -118,6 +126,7 @@ impl LoginArgs {
             session_max_age: Duration::from_secs(self.session_max_age),
             redirect_allowlist,
             rate_limit_per_minute: self.rate_limit_per_minute,
+            web_require_phone: self.web_require_phone,
             clock: Default::default(),
         })
     }
@@ -132,6 +141,7 @@ impl Login {
             redirect_allowlist: Vec::new(),
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,
+            web_require_phone: false,
             clock: Default::default(),
         }
     }

@@ -59,14 +59,21 @@ impl ServeArgs {
         let server = self.server.resolve()?;
         let wechat = self.wechat.resolve()?;
         let https = server.public_url.scheme() == "https";
+        let sms = self.sms.resolve(&wechat.api_base, https)?;
+        let login = self.login.resolve()?;
+        if login.web_require_phone && sms.is_none() {
+            return Err(ConfigError(
+                "WXLOGIN_WEB_REQUIRE_PHONE needs an SMS provider (WXLOGIN_SMS_PROVIDER)".into(),
+            ));
+        }
         Ok(Config {
             tokens: self.tokens.resolve(&server.public_url_as_given, file)?,
-            sms: self.sms.resolve(&wechat.api_base, https)?,
+            sms,
             server,
             storage: self.storage.resolve()?,
             wechat,
             apps: self.apps.resolve(file)?,
-            login: self.login.resolve()?,
+            login,
             demo_page: false,
         })
     }

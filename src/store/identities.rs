@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::users::{unique_violation, Users};
 use super::StoreError;
-use crate::domain::{now, Created, Identity, Linked, Unbound};
+use crate::domain::{now, Created, Identity, Linked, Phone, Unbound};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -26,14 +26,31 @@ impl Users {
     /// Creates a user signed in by `identity`, in one transaction. Where a concurrent call made
     /// the identity first, nothing is written and that user is returned.
     pub async fn create_with_identity(&self, identity: &Identity) -> Result<Created> {
+        self.create_with_identity_and_phone(identity, None).await
+    }
+
+    /// `create_with_identity`, the user with a verified phone too, in the same transaction; a
+    /// phone that another user has is a conflict, and then nothing is written.
+    pub async fn create_with_identity_and_phone(
+        &self,
+        identity: &Identity,
+        phone: Option<&Phone>,
+    ) -> Result<Created> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO users (id, created_at, updated_at) VALUES ($1, $2, $2)")
-            .bind(&id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO users (id, phone_number, pure_phone_number, country_code, created_at, \
+                updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(&id)
+        .bind(phone.map(|p| p.phone_number.clone()))
+        .bind(phone.map(|p| p.pure_phone_number.clone()))
+        .bind(phone.map(|p| p.country_code.clone()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_violation(e, "this phone number"))?;
         let inserted = insert_identity(&mut tx, &id, identity, now).await?;
         if !inserted {
             tx.rollback().await?;

@@ -9,6 +9,7 @@
 //! | `uc:i:` hash of appid, openid | the same, by identity | as above |
 //! | `login:` hash of appid, code | a code's answer, for retries (sealed) | `LOGIN_REPLAY` |
 //! | `bind:` hash of ticket | a login waiting for its account (sealed) | `BIND_TICKET` |
+//! | `pbind:` hash of ticket | a web sign-in waiting for its phone (sealed) | `BIND_TICKET` |
 //! | `oauth:` hash of state | a web sign-in at WeChat (sealed) | `WEB_STATE` |
 //! | `ticket:` hash of ticket | a web sign-in's ticket (sealed) | `WEB_TICKET` |
 //! | `webtok:` hash of appid, openid | WeChat's web tokens (sealed) | `WEB_TOKENS` |
@@ -120,6 +121,11 @@ pub fn caller_digest(idempotency_key: &str) -> String {
 /// A bind ticket.
 pub fn bind_ticket(ticket: &str) -> String {
     hex_key("bind", &[ticket.as_bytes()])
+}
+
+/// A web sign-in waiting for its phone.
+pub fn phone_ticket(ticket: &str) -> String {
+    hex_key("pbind", &[ticket.as_bytes()])
 }
 
 /// A web sign-in's `state`.

@@ -31,12 +31,32 @@ pub struct PendingWeb {
 /// What a web sign-in's ticket stands for.
 #[derive(Serialize, Deserialize)]
 pub struct WebTicket {
+    /// Empty where the sign-in waits for a phone (`phone_needed`).
     pub user_id: String,
     pub appid: String,
     pub openid: String,
     pub is_new_user: bool,
     /// The challenge of the state it came from.
     pub code_challenge: String,
+    /// Under `WXLOGIN_WEB_REQUIRE_PHONE`: the web identity of a person with no verified phone,
+    /// who signs in only once a phone is bound.
+    #[serde(default)]
+    pub phone_needed: Option<PendingPhone>,
+}
+
+/// A web sign-in waiting for a verified phone (behind a bind ticket good only at
+/// `auth/bind-phone`).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingPhone {
+    pub provider: WebProvider,
+    pub appid: String,
+    pub openid: String,
+    pub unionid: Option<String>,
+    /// The user the identity belongs to already (one with no verified phone); None: nobody
+    /// yet, and nobody is made before the phone is verified.
+    pub user_id: Option<String>,
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
 }
 
 /// WeChat's web tokens of an identity, kept server-side.
@@ -87,6 +107,25 @@ impl Tickets {
     /// Takes a bind ticket: the one caller that gets `Some` may use it.
     pub async fn take_binding(&self, ticket: &str) -> Result<Option<PendingBinding>> {
         let key = keys::bind_ticket(ticket);
+        Ok(parse(self.open(&key, self.kv.take(&key).await?)))
+    }
+
+    /// Keeps a web sign-in waiting for its phone under `ticket` (sealed).
+    pub async fn put_phone_binding(&self, ticket: &str, pending: &PendingPhone) -> Result<()> {
+        let key = keys::phone_ticket(ticket);
+        let sealed = self.sealer.seal(&key, &json(pending));
+        self.kv.set(&key, &sealed, keys::BIND_TICKET).await
+    }
+
+    /// The sign-in behind a phone's bind ticket, leaving it in place.
+    pub async fn peek_phone_binding(&self, ticket: &str) -> Result<Option<PendingPhone>> {
+        let key = keys::phone_ticket(ticket);
+        Ok(parse(self.open(&key, self.kv.get(&key).await?)))
+    }
+
+    /// Takes a phone's bind ticket: the one caller that gets `Some` may use it.
+    pub async fn take_phone_binding(&self, ticket: &str) -> Result<Option<PendingPhone>> {
+        let key = keys::phone_ticket(ticket);
         Ok(parse(self.open(&key, self.kv.take(&key).await?)))
     }
 

@@ -18,3 +18,4 @@ mod shutdown;
 mod sms;
 mod tokens;
 mod web;
+mod web_phone;

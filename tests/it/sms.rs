@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 impl TestApp {
-    async fn send_code(&self, phone: &str, purpose: &str) -> Reply {
+    pub(crate) async fn send_code(&self, phone: &str, purpose: &str) -> Reply {
         self.post(
             "/api/v1/sms/code",
             None,
@@ -17,7 +17,7 @@ impl TestApp {
     }
 
     /// The codes the emulator's inbox holds for a phone (E.164), oldest first.
-    async fn inbox(&self, phone: &str) -> Vec<String> {
+    pub(crate) async fn inbox(&self, phone: &str) -> Vec<String> {
         let url = format!("{}/__emulator/sms", self.emu);
         let sent: Value = self
             .http
@@ -36,13 +36,13 @@ impl TestApp {
             .collect()
     }
 
-    async fn sms_login(&self, phone: &str, code: &str) -> Reply {
+    pub(crate) async fn sms_login(&self, phone: &str, code: &str) -> Reply {
         let body = json!({"phoneNumber": phone, "code": code});
         self.post("/api/v1/auth/sms", None, body).await
     }
 
     /// Sends a code and reads it from the inbox.
-    async fn sms_code(&self, phone_e164: &str, purpose: &str) -> String {
+    pub(crate) async fn sms_code(&self, phone_e164: &str, purpose: &str) -> String {
         let r = self.send_code(phone_e164, purpose).await;
         assert_eq!(r.status, 202, "{}", r.text);
         self.inbox(phone_e164).await.pop().expect("a code was sent")
@@ -50,7 +50,7 @@ impl TestApp {
 }
 
 /// A phone number no other test uses.
-fn new_phone() -> String {
+pub(crate) fn new_phone() -> String {
     let n = uuid::Uuid::new_v4().as_u128() % 100_000_000;
     format!("+86139{n:08}")
 }

@@ -5,14 +5,19 @@ use sha2::Digest;
 
 use crate::helpers::*;
 
-const WEBSITE: &str = "wx2000000000000002";
-const OA: &str = "wx3000000000000003";
-const SHOP: &str = "https://shop.example.com/signed-in?x=1";
+pub(crate) const WEBSITE: &str = "wx2000000000000002";
+pub(crate) const OA: &str = "wx3000000000000003";
+pub(crate) const SHOP: &str = "https://shop.example.com/signed-in?x=1";
 /// The PKCE pair of RFC 7636's appendix B: the page keeps the verifier, sends the challenge.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 async fn web_app() -> TestApp {
+    web_app_with(|_| {}).await
+}
+
+/// `web_app`, with settings of its own.
+pub(crate) async fn web_app_with(tweak: impl FnOnce(&mut wxlogin::config::Config)) -> TestApp {
     spawn_with(Db::Postgres, Kv::Redis, |c| {
         c.apps.website = Some(wxlogin::config::AppCredentials {
             appid: WEBSITE.into(),
@@ -28,16 +33,17 @@ async fn web_app() -> TestApp {
         ];
         c.wechat.open_base = c.wechat.api_base.clone();
         c.server.public_url = url::Url::parse("https://login.example.com").unwrap();
+        tweak(c);
     })
     .await
 }
 
 impl TestApp {
-    async fn get_page(&self, path: &str) -> Reply {
+    pub(crate) async fn get_page(&self, path: &str) -> Reply {
         self.get(path, None).await
     }
 
-    async fn register_web_apps(&self) {
+    pub(crate) async fn register_web_apps(&self) {
         self.emu(
             "POST",
             "/apps",
@@ -53,7 +59,7 @@ impl TestApp {
     }
 
     /// `authorize`: the Location and the state in it.
-    async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         provider: &str,
         redirect: &str,
@@ -78,7 +84,7 @@ impl TestApp {
         (location, state)
     }
 
-    async fn callback(&self, provider: &str, code: Option<&str>, state: &str) -> Reply {
+    pub(crate) async fn callback(&self, provider: &str, code: Option<&str>, state: &str) -> Reply {
         let mut path = format!("/api/v1/oauth/{provider}/callback?state={state}");
         if let Some(c) = code {
             path.push_str(&format!("&code={c}"));
@@ -86,7 +92,7 @@ impl TestApp {
         self.get_page(&path).await
     }
 
-    async fn web_code(&self, appid: &str, user: &str, scope: &str) -> String {
+    pub(crate) async fn web_code(&self, appid: &str, user: &str, scope: &str) -> String {
         self.emu(
             "POST",
             "/oauth-code",
@@ -99,7 +105,7 @@ impl TestApp {
     }
 
     /// A whole web sign-in; the ticket's session.
-    async fn web_sign_in(
+    pub(crate) async fn web_sign_in(
         &self,
         provider: &str,
         appid: &str,
@@ -123,7 +129,7 @@ impl TestApp {
         r.body
     }
 
-    async fn redeem(&self, ticket: &str, verifier: Option<&str>) -> Reply {
+    pub(crate) async fn redeem(&self, ticket: &str, verifier: Option<&str>) -> Reply {
         let body = match verifier {
             Some(v) => json!({"ticket": ticket, "codeVerifier": v}),
             None => json!({"ticket": ticket}),
