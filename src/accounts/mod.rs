@@ -17,6 +17,7 @@ pub mod access_tokens;
 mod binding;
 mod identity;
 mod login;
+mod native_app;
 mod oauth;
 mod passwords;
 mod phone;

@@ -1,4 +1,5 @@
-//! `/api/v1/auth/*`: mini program login, refresh and logout, binding, password sign-in.
+//! `/api/v1/auth/*`: mini program login, refresh and logout, binding, password sign-in, and
+//! native apps' sign-in.
 
 use poem::web::Data;
 use poem_openapi::{
@@ -9,8 +10,8 @@ use poem_openapi::{
 
 use super::errors::{error_set, Reply};
 use super::model::{
-    AccessTokenBody, BindRequest, CodeRequest, CredentialsRequest, LoginRequest, RefreshBody,
-    SessionBody,
+    AccessTokenBody, AppLoginRequest, BindRequest, CodeRequest, CredentialsRequest, LoginRequest,
+    RefreshBody, SessionBody,
 };
 use super::{BearerAuth, Tag};
 use crate::accounts::{Accounts, LoginInput};
@@ -30,6 +31,10 @@ error_set!(TokenErrors: Unauthenticated, ServiceUnavailable, RateLimited);
 error_set!(BindErrors:
     InvalidRequest, InvalidCredentials, Unauthenticated, Conflict, AccountLocked,
     ServiceUnavailable, RateLimited
+);
+error_set!(AppLoginErrors:
+    InvalidRequest, WechatCodeInvalid, WechatUserBlocked, BindingRequired, Conflict,
+    WechatRateLimited, WechatUnavailable, WechatError, ServiceUnavailable, RateLimited
 );
 error_set!(PasswordErrors:
     InvalidRequest, InvalidCredentials, AccountLocked, ServiceUnavailable, RateLimited
@@ -181,6 +186,25 @@ impl AuthApi {
         body: Json<CredentialsRequest>,
     ) -> Reply<LoginOk, PasswordErrors> {
         let signed_in = accounts.password_login(body.0.into()).await?;
+        Ok(LoginOk::Ok(Json(signed_in.into())))
+    }
+
+    /// Sign in from a native app
+    ///
+    /// The iOS/Android app gets a code from the WeChat Open SDK (`SendAuth`, scope
+    /// `snsapi_userinfo`) and sends it here; the server swaps it at WeChat with the mobile
+    /// app's AppSecret (which never ships in the app), reads the profile, and signs in the
+    /// person: the same user as their mini program and web sign-ins where WeChat gives the
+    /// same UnionID.
+    #[oai(path = "/app", method = "post", operation_id = "appLogin")]
+    async fn app(
+        &self,
+        accounts: Data<&Accounts>,
+        body: Json<AppLoginRequest>,
+    ) -> Reply<LoginOk, AppLoginErrors> {
+        let Json(req) = body;
+        let appid = req.appid.map(|a| a.0);
+        let signed_in = accounts.app_login(&req.code.0, appid.as_deref()).await?;
         Ok(LoginOk::Ok(Json(signed_in.into())))
     }
 }

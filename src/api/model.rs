@@ -84,7 +84,7 @@ pub fn change<T>(field: MaybeUndefined<Field<T>>) -> Option<Option<T>> {
 #[derive(Object)]
 #[oai(rename = "Identity", rename_all = "camelCase")]
 pub struct IdentityBody {
-    /// `miniprogram`, `website` or `official_account`.
+    /// `miniprogram`, `website`, `official_account` or `app` (a native app).
     pub provider: String,
     /// The app the openid belongs to.
     pub appid: String,
@@ -280,6 +280,25 @@ impl Example for CodeRequest {
     fn example() -> Self {
         CodeRequest {
             code: Field::of("0a3Xk2000Nfpu03mVb300rUVzN3Xk20K"),
+        }
+    }
+}
+
+/// `POST /api/v1/auth/app`: a code of the WeChat Open SDK.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct AppLoginRequest {
+    /// What the Open SDK's `SendAuth` (scope `snsapi_userinfo`) gave the app.
+    pub code: Field<WxCode>,
+    /// The native app's AppID; may be left out where one is configured.
+    pub appid: Option<Field<AppId>>,
+}
+
+impl Example for AppLoginRequest {
+    fn example() -> Self {
+        AppLoginRequest {
+            code: Field::of("061Vx1Ga1nQEnH0V1KFa1aXe1g3Vx1GT"),
+            appid: Some(Field::of("wx4000000000000004")),
         }
     }
 }

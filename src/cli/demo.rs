@@ -1,5 +1,6 @@
 //! `wxlogin demo`: server and emulator in one process, on embedded defaults, with a demo mini
-//! program, website and Official Account configured.
+//! program, website, Official Account and native app configured, and the emulator as SMS
+//! provider.
 
 use std::net::SocketAddr;
 
@@ -16,6 +17,7 @@ use crate::{app, emulator, telemetry};
 const DEMO_MINIPROGRAM_APPID: &str = "wx1000000000000001";
 const DEMO_WEBSITE_APPID: &str = "wx2000000000000002";
 const DEMO_OFFICIAL_ACCOUNT_APPID: &str = "wx3000000000000003";
+const DEMO_APP_APPID: &str = "wx4000000000000004";
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -50,11 +52,12 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         appid: appid.into(),
         secret: SecretString::from(secret.to_string()),
     };
-    let (mp, web, oa) = (secret(), secret(), secret());
+    let (mp, web, oa, mobile) = (secret(), secret(), secret(), secret());
     let emu = emulator::Emulator::new();
     emu.add_app(DEMO_MINIPROGRAM_APPID, &mp, true);
     emu.add_app(DEMO_WEBSITE_APPID, &web, true);
     emu.add_app(DEMO_OFFICIAL_ACCOUNT_APPID, &oa, true);
+    emu.add_app(DEMO_APP_APPID, &mobile, true);
     let (emu_acceptor, emu_port) = app::bind(args.emulator_listen).await?;
     let emulator_url = format!("http://{}:{emu_port}", args.emulator_listen.ip());
 
@@ -75,6 +78,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     config.apps.miniprograms = vec![app_of(DEMO_MINIPROGRAM_APPID, &mp)];
     config.apps.website = Some(app_of(DEMO_WEBSITE_APPID, &web));
     config.apps.official_account = Some(app_of(DEMO_OFFICIAL_ACCOUNT_APPID, &oa));
+    config.apps.mobile_apps = vec![app_of(DEMO_APP_APPID, &mobile)];
     config.sms = Some(Sms::emulator(Url::parse(&emulator_url)?));
     config.demo_page = true;
     let server = app::App::build(&config).await?;
@@ -84,6 +88,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     println!("  WeChat emulator:     {emulator_url}/__emulator/docs");
     println!("  SMS inbox:           {emulator_url}/__emulator/sms?phone=%2B8613800138000");
     println!("  demo mini program:   appid {DEMO_MINIPROGRAM_APPID}");
+    println!("  demo native app:     appid {DEMO_APP_APPID}");
     println!(
         "Try:  curl -s -X POST {emulator_url}/__emulator/login -H 'content-type: \
          application/json' -d '{{\"appid\":\"{DEMO_MINIPROGRAM_APPID}\",\"user\":\"alice\"}}'"

@@ -38,6 +38,9 @@ pub struct FileTables {
     pub miniprogram: Vec<FileApp>,
     pub website: Option<FileApp>,
     pub official_account: Option<FileApp>,
+    /// Native apps (the WeChat Open SDK's mobile applications).
+    #[serde(default)]
+    pub app: Vec<FileApp>,
     #[serde(default)]
     pub client: Vec<FileClient>,
 }
@@ -50,7 +53,13 @@ pub struct FileSettings {
     pub tables: FileTables,
 }
 
-const TABLES: [&str; 4] = ["miniprogram", "website", "official_account", "client"];
+const TABLES: [&str; 5] = [
+    "miniprogram",
+    "website",
+    "official_account",
+    "app",
+    "client",
+];
 
 impl FileSettings {
     /// Reads and checks the file.

@@ -354,6 +354,14 @@ pub struct AppsArgs {
         hide_env_values = true
     )]
     pub official_account_secret: Option<SecretString>,
+
+    /// AppID of the native (iOS/Android) app, from the WeChat Open Platform.
+    #[arg(long, env = "WXLOGIN_APP_APPID")]
+    pub app_appid: Option<String>,
+
+    /// AppSecret of the native app (kept here: it must never ship in the app).
+    #[arg(long, env = "WXLOGIN_APP_SECRET", value_parser = secret, hide_env_values = true)]
+    pub app_secret: Option<SecretString>,
 }
 
 /// The WeChat apps, checked.
@@ -362,6 +370,8 @@ pub struct Apps {
     pub miniprograms: Vec<AppCredentials>,
     pub website: Option<AppCredentials>,
     pub official_account: Option<AppCredentials>,
+    /// Native apps (`POST /api/v1/auth/app`).
+    pub mobile_apps: Vec<AppCredentials>,
 }
 
 /// Checks that an AppID comes with its AppSecret and looks like one.
@@ -400,26 +410,32 @@ fn app_pair(
 }
 
 impl AppsArgs {
-    /// The apps of the flags, and of the file's `[[miniprogram]]`, `[website]` and
-    /// `[official_account]` tables (a flag's app first).
+    /// The apps of the flags, and of the file's `[[miniprogram]]`, `[website]`,
+    /// `[official_account]` and `[[app]]` tables (a flag's app first).
     pub fn resolve(self, file: &FileSettings) -> Result<Apps, ConfigError> {
         let from_file = |kind: &str, app: Option<&super::file::FileApp>| match app {
             Some(a) => app_pair(kind, Some(a.appid.clone()), Some(a.secret.clone().into())),
             None => Ok(None),
         };
-        let mut miniprograms = Vec::new();
+        // A flag's app first, then the file's others.
+        let several = |kind: &str, flag: Option<AppCredentials>, table: &[super::file::FileApp]| {
+            let mut apps: Vec<AppCredentials> = flag.into_iter().collect();
+            for app in table {
+                let app = from_file(kind, Some(app))?.expect("both parts given");
+                if !apps.iter().any(|a| a.appid == app.appid) {
+                    apps.push(app);
+                }
+            }
+            Ok::<_, ConfigError>(apps)
+        };
         let flag = app_pair(
             "MINIPROGRAM",
             self.miniprogram_appid,
             self.miniprogram_secret,
         )?;
-        miniprograms.extend(flag);
-        for app in &file.tables.miniprogram {
-            let app = from_file("MINIPROGRAM", Some(app))?.expect("both parts given");
-            if !miniprograms.iter().any(|a| a.appid == app.appid) {
-                miniprograms.push(app);
-            }
-        }
+        let miniprograms = several("MINIPROGRAM", flag, &file.tables.miniprogram)?;
+        let flag = app_pair("APP", self.app_appid, self.app_secret)?;
+        let mobile_apps = several("APP", flag, &file.tables.app)?;
         let website = match app_pair("WEBSITE", self.website_appid, self.website_secret)? {
             Some(app) => Some(app),
             None => from_file("WEBSITE", file.tables.website.as_ref())?,
@@ -436,6 +452,7 @@ impl AppsArgs {
             miniprograms,
             website,
             official_account,
+            mobile_apps,
         })
     }
 }

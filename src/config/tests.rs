@@ -83,7 +83,9 @@ fn flag_beats_file_and_file_beats_default() {
         &path,
         "listen = \"127.0.0.1:9000\"\nsession_ttl = 3600\nlogin_policy = \"require_binding\"\n\
          [[miniprogram]]\nappid = \"wxa\"\nsecret = \"sa\"\n\
-         [[miniprogram]]\nappid = \"wxb\"\nsecret = \"sb\"\n",
+         [[miniprogram]]\nappid = \"wxb\"\nsecret = \"sb\"\n\
+         [[app]]\nappid = \"wxios\"\nsecret = \"si\"\n\
+         [[app]]\nappid = \"wxandroid\"\nsecret = \"sd\"\n",
     )
     .unwrap();
     let p = path.to_str().unwrap();
@@ -92,9 +94,51 @@ fn flag_beats_file_and_file_beats_default() {
     assert_eq!(c.login.session_ttl, Duration::from_secs(120));
     assert_eq!(c.login.policy, LoginPolicy::RequireBinding);
     assert_eq!(c.apps.miniprograms.len(), 2);
+    let mobile: Vec<_> = c
+        .apps
+        .mobile_apps
+        .iter()
+        .map(|a| a.appid.as_str())
+        .collect();
+    assert_eq!(mobile, ["wxios", "wxandroid"]);
     std::fs::write(&path, "lisen = \"x\"\n").unwrap();
     let err = resolve(&["--config", p]).err().unwrap();
     assert!(err.to_string().contains("lisen"), "{err}");
+}
+
+#[test]
+fn sms_settings_are_checked() {
+    assert!(resolve(&[]).unwrap().sms.is_none());
+    let emulator = resolve(&["--sms-provider", "emulator"])
+        .unwrap()
+        .sms
+        .unwrap();
+    let endpoint = emulator.tencent.unwrap().endpoint;
+    assert_eq!(
+        endpoint.as_str(),
+        "https://api.weixin.qq.com/",
+        "WeChat's base: the emulator"
+    );
+    let err = resolve(&["--sms-provider", "tencent"]).err().unwrap();
+    assert!(err.to_string().contains("WXLOGIN_SMS_SECRET_ID"), "{err}");
+    let err = resolve(&["--sms-provider", "carrier-pigeon"])
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("WXLOGIN_SMS_PROVIDER"), "{err}");
+    let err = resolve(&["--web-require-phone", "true"]).err().unwrap();
+    assert!(
+        err.to_string().contains("WXLOGIN_WEB_REQUIRE_PHONE"),
+        "{err}"
+    );
+    // Codes in a log are for a developer's machine: not where the public URL is https.
+    let https = [
+        "--sms-provider",
+        "log",
+        "--public-url",
+        "https://login.example.com",
+    ];
+    assert!(resolve(&https).unwrap().sms.is_none());
+    assert!(resolve(&["--sms-provider", "log"]).unwrap().sms.is_some());
 }
 
 #[test]

@@ -10,6 +10,8 @@ pub enum Provider {
     MiniProgram,
     Website,
     OfficialAccount,
+    /// A native iOS/Android app, through the WeChat Open SDK.
+    App,
 }
 
 impl Provider {
@@ -18,6 +20,7 @@ impl Provider {
             Provider::MiniProgram => "miniprogram",
             Provider::Website => "website",
             Provider::OfficialAccount => "official_account",
+            Provider::App => "app",
         }
     }
 
@@ -27,6 +30,7 @@ impl Provider {
         match s {
             "website" => Provider::Website,
             "official_account" => Provider::OfficialAccount,
+            "app" => Provider::App,
             _ => Provider::MiniProgram,
         }
     }

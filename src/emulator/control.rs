@@ -275,6 +275,27 @@ impl ControlApi {
         })
     }
 
+    /// A native app's code, as the WeChat Open SDK's `SendAuth` (scope `snsapi_userinfo`)
+    /// gives it to the app: single use, ten minutes; swapped at `/sns/oauth2/access_token`
+    #[oai(path = "/app-code", method = "post")]
+    async fn app_code(
+        &self,
+        emu: Data<&Emulator>,
+        body: Json<PhoneCodeRequest>,
+    ) -> Json<CodeReply> {
+        let r = body.0;
+        let code = emu.lock().mint_oauth_code_for(
+            &r.appid,
+            &r.user,
+            "snsapi_userinfo",
+            state::APP_CODE_TTL,
+        );
+        Json(CodeReply {
+            code,
+            openid: openid(&r.appid, &r.user),
+        })
+    }
+
     /// Open data as a mini program API gives it, encrypted with the user's session_key
     #[oai(path = "/encrypt", method = "post")]
     async fn encrypt(

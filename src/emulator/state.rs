@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 
 /// Seconds a login or phone code lives.
 pub const CODE_TTL: i64 = 300;
+/// Seconds a native app's code (the Open SDK's `SendAuth`) lives.
+pub const APP_CODE_TTL: i64 = 600;
 /// Seconds an access_token lives.
 pub const TOKEN_TTL: i64 = 7200;
 /// Seconds a superseded access_token keeps working.
@@ -55,6 +57,8 @@ pub struct OauthCode {
     pub scope: String,
     pub issued: i64,
     pub used: bool,
+    /// Seconds it lives: five minutes for the web, ten for a native app's (SMS.md).
+    pub lifetime: i64,
 }
 
 /// A web access_token or refresh_token.
@@ -239,6 +243,17 @@ impl State {
 
     /// The person confirmed on WeChat's page: a one-use web code.
     pub fn mint_oauth_code(&mut self, appid: &str, user: &str, scope: &str) -> String {
+        self.mint_oauth_code_for(appid, user, scope, CODE_TTL)
+    }
+
+    /// `mint_oauth_code` with a lifetime of its own.
+    pub fn mint_oauth_code_for(
+        &mut self,
+        appid: &str,
+        user: &str,
+        scope: &str,
+        lifetime: i64,
+    ) -> String {
         self.user(user);
         let code = random_code(32);
         let issued = self.now();
@@ -250,6 +265,7 @@ impl State {
                 scope: scope.into(),
                 issued,
                 used: false,
+                lifetime,
             },
         );
         code

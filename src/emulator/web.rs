@@ -8,7 +8,7 @@ use poem::web::{Data, Query};
 use poem::{handler, http::StatusCode, Request, Response};
 use serde_json::json;
 
-use super::state::{openid, unionid, Pending, CODE_TTL};
+use super::state::{openid, unionid, Pending};
 use super::wechat_paths::{answer, error, fault};
 use super::Emulator;
 
@@ -231,7 +231,7 @@ pub async fn oauth_access_token(emu: Data<&Emulator>, Query(q): Params) -> Respo
     if c.used {
         return error(40163, "code been used");
     }
-    if now - c.issued >= CODE_TTL {
+    if now - c.issued >= c.lifetime {
         return error(42003, "code expired");
     }
     c.used = true;

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod accounts;
+mod app;
 mod cluster;
 mod data;
 mod emulator;
