@@ -59,6 +59,12 @@ impl Accounts {
         };
         let tickets = &self.inner.stores.tickets;
         if tickets.peek_binding(ticket).await?.is_none() {
+            // The ticket of an SMS sign-in binds its verified phone instead.
+            if tickets.peek_sms_binding(ticket).await?.is_some() {
+                return self
+                    .bind_phone_with_ticket(ticket, credentials, bad_ticket)
+                    .await;
+            }
             return Err(bad_ticket());
         }
         let user_id = self.check_credentials(credentials).await?;

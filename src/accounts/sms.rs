@@ -8,10 +8,11 @@ use rand::{rngs::OsRng, Rng};
 use super::sessions::Authenticated;
 use super::{Accounts, SignedIn};
 use crate::config::LoginPolicy;
-use crate::domain::{Phone, PhoneNumber, Session, SmsCode};
+use crate::domain::{Credentials, Phone, PhoneNumber, Session, Shaped, SmsCode, Token};
 use crate::error::{Code, Error, Result};
 use crate::sms::{Provider, SendSms, SmsError};
 use crate::store::sms_codes::{self, Check};
+use crate::store::tickets::PendingSmsBinding;
 use crate::store::StoreError;
 
 /// What a code is for: signing in, or binding the phone to a user.
@@ -123,11 +124,21 @@ impl Accounts {
                 .await;
         }
         if self.inner.login.policy == LoginPolicy::RequireBinding {
-            return Err(Error::new(
+            let ticket = Token::new().reveal();
+            let pending = PendingSmsBinding {
+                phone_number: phone.as_str().to_string(),
+            };
+            let tickets = &self.inner.stores.tickets;
+            tickets.put_sms_binding(&ticket, &pending).await?;
+            let mut e = Error::new(
                 Code::BindingRequired,
-                "No account has this phone yet, and this server creates none by itself: sign in \
-                 to your account, then add the phone at /api/v1/me/phone.",
-            ));
+                "No account has this phone yet. Ask for the username and password and send them \
+                 with `bindTicket` to /api/v1/auth/bind (within 10 minutes).",
+            );
+            let mut extra = serde_json::Map::new();
+            extra.insert("bindTicket".into(), ticket.into());
+            e.extra = Some(extra);
+            return Err(e);
         }
         let created = users.create_with_phone(&phone.to_phone()).await;
         let (id, is_new) = match created {
@@ -143,6 +154,46 @@ impl Accounts {
             tracing::info!(user_id = %id, event = "user_created", provider = "sms", "user created");
         }
         self.start_session_by_id(&id, is_new, Session::password(&id))
+            .await
+    }
+
+    /// `auth/bind` with the ticket of an SMS sign-in: the verified phone joins the account of
+    /// the username and password (a 409 where the account has another verified phone).
+    pub(super) async fn bind_phone_with_ticket(
+        &self,
+        ticket: &str,
+        credentials: Credentials,
+        bad_ticket: impl Fn() -> Error,
+    ) -> Result<SignedIn> {
+        let user_id = self.check_credentials(credentials).await?;
+        let user = self.user(&user_id).await?;
+        let tickets = &self.inner.stores.tickets;
+        let pending = tickets
+            .peek_sms_binding(ticket)
+            .await?
+            .ok_or_else(&bad_ticket)?;
+        let phone = PhoneNumber::parse(pending.phone_number).map_err(|_| bad_ticket())?;
+        if user
+            .phone_number
+            .as_deref()
+            .is_some_and(|p| p != phone.as_str())
+        {
+            return Err(Error::new(
+                Code::Conflict,
+                "This account has another verified phone already.",
+            ));
+        }
+        // Used once: of two concurrent binds with one ticket, one takes it.
+        tickets
+            .take_sms_binding(ticket)
+            .await?
+            .ok_or_else(&bad_ticket)?;
+        self.inner
+            .stores
+            .users
+            .set_phone(&user_id, &phone.to_phone())
+            .await?;
+        self.start_session_by_id(&user_id, false, Session::password(&user_id))
             .await
     }
 

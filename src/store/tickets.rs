@@ -18,6 +18,15 @@ pub struct PendingBinding {
     pub session_key: String,
 }
 
+/// What a bind ticket stands for after an SMS sign-in of a phone no account has (under
+/// `require_binding`): the verified phone, waiting for its account.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingSmsBinding {
+    /// E.164.
+    pub phone_number: String,
+}
+
 /// What a `state` stands for while the browser is at WeChat.
 #[derive(Serialize, Deserialize)]
 pub struct PendingWeb {
@@ -106,6 +115,25 @@ impl Tickets {
 
     /// Takes a bind ticket: the one caller that gets `Some` may use it.
     pub async fn take_binding(&self, ticket: &str) -> Result<Option<PendingBinding>> {
+        let key = keys::bind_ticket(ticket);
+        Ok(parse(self.open(&key, self.kv.take(&key).await?)))
+    }
+
+    /// Keeps a verified phone waiting for its account under a bind ticket (sealed).
+    pub async fn put_sms_binding(&self, ticket: &str, pending: &PendingSmsBinding) -> Result<()> {
+        let key = keys::bind_ticket(ticket);
+        let sealed = self.sealer.seal(&key, &json(pending));
+        self.kv.set(&key, &sealed, keys::BIND_TICKET).await
+    }
+
+    /// The phone behind a bind ticket, leaving it in place (None for a WeChat login's).
+    pub async fn peek_sms_binding(&self, ticket: &str) -> Result<Option<PendingSmsBinding>> {
+        let key = keys::bind_ticket(ticket);
+        Ok(parse(self.open(&key, self.kv.get(&key).await?)))
+    }
+
+    /// Takes a bind ticket of a phone.
+    pub async fn take_sms_binding(&self, ticket: &str) -> Result<Option<PendingSmsBinding>> {
         let key = keys::bind_ticket(ticket);
         Ok(parse(self.open(&key, self.kv.take(&key).await?)))
     }

@@ -436,3 +436,48 @@ async fn numbers_stored_before_are_found_by_sms_after_the_migration() {
     assert_eq!(r.body["user"]["phoneNumber"], "+8613580006666");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Under `require_binding`, an SMS sign-in of a phone no account has answers 403 with a bind
+/// ticket; the username and password then bind the phone to that account.
+#[tokio::test]
+async fn under_require_binding_a_new_phone_binds_to_an_account() {
+    let app = spawn_with(Db::Postgres, Kv::Redis, |c| {
+        c.login.policy = wxlogin::config::LoginPolicy::RequireBinding;
+    })
+    .await;
+    let phone = new_phone();
+    let code = app.sms_code(&phone, "login").await;
+    let r = app.sms_login(&phone, &code).await;
+    assert_error(&r, 403, "binding_required");
+    let ticket = r.body["bindTicket"].as_str().unwrap().to_string();
+
+    let username = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let password = "correct horse battery 7";
+    let r = app
+        .post(
+            "/api/v1/accounts",
+            None,
+            json!({"username": username, "password": password}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let bind =
+        |password: &str| json!({"bindTicket": ticket, "username": username, "password": password});
+    let r = app
+        .post("/api/v1/auth/bind", None, bind("wrong password 1234"))
+        .await;
+    assert_error(&r, 401, "invalid_credentials");
+    let r = app.post("/api/v1/auth/bind", None, bind(password)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["user"]["phoneNumber"], phone.as_str());
+    let account = r.body["user"]["id"].clone();
+    let r = app.post("/api/v1/auth/bind", None, bind(password)).await;
+    assert_error(&r, 401, "unauthenticated");
+
+    // From now on the phone signs in to that account.
+    app.config.login.clock.advance(61);
+    let code = app.sms_code(&phone, "login").await;
+    let r = app.sms_login(&phone, &code).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["user"]["id"], account);
+}
