@@ -25,8 +25,9 @@ pub use file::FileSettings;
 pub use groups::{Apps, AppsArgs, Server, ServerArgs, Storage, StorageArgs, Wechat, WechatArgs};
 pub use login::{Login, LoginArgs};
 pub use sms::{
-    Sms, SmsArgs, SmsProviderKind, TencentSettings, EMULATOR_SDK_APP_ID, EMULATOR_SECRET_ID,
-    EMULATOR_SECRET_KEY, EMULATOR_SIGN_NAME, EMULATOR_TEMPLATE_ID,
+    AliyunSettings, Sms, SmsArgs, SmsProviderKind, TencentSettings, EMULATOR_ACCESS_KEY_ID,
+    EMULATOR_ACCESS_KEY_SECRET, EMULATOR_SDK_APP_ID, EMULATOR_SECRET_ID, EMULATOR_SECRET_KEY,
+    EMULATOR_SIGN_NAME, EMULATOR_TEMPLATE_CODE, EMULATOR_TEMPLATE_ID,
 };
 pub use tokens::{Client, Tokens, TokensArgs};
 

@@ -6,6 +6,7 @@
 
 mod control;
 mod sms;
+mod sms_aliyun;
 mod state;
 mod web;
 mod wechat_paths;
@@ -75,12 +76,17 @@ impl Emulator {
             .around(move |ep, mut req| {
                 let emu = emu.clone();
                 async move {
-                    // Tencent Cloud's SMS API is at `/`, told apart by its action header.
-                    if !sms::is_sms(&req) {
-                        return ep.call(req).await.map(IntoResponse::into_response);
+                    // Tencent Cloud's and Alibaba Cloud's SMS APIs are at `/`: the first
+                    // told apart by its action header, the second by its RPC parameters.
+                    if sms::is_sms(&req) {
+                        let body = req.take_body().into_vec().await.unwrap_or_default();
+                        return Ok(sms::tencent(&emu, req, body).await);
                     }
-                    let body = req.take_body().into_vec().await.unwrap_or_default();
-                    Ok(sms::tencent(&emu, req, body).await)
+                    if sms_aliyun::is_aliyun(&req) {
+                        let body = req.take_body().into_vec().await.unwrap_or_default();
+                        return Ok(sms_aliyun::send_sms(&emu, &req, &body).await);
+                    }
+                    ep.call(req).await.map(IntoResponse::into_response)
                 }
             })
             .map_to_response()

@@ -29,7 +29,7 @@ pub struct SentSms {
     pub phone: String,
     /// The template's parameters: here, the code.
     pub params: Vec<String>,
-    /// `tencent`.
+    /// `tencent` or `aliyun`.
     pub provider: String,
     /// The emulator's clock, Unix seconds.
     pub sent_at: i64,
@@ -188,24 +188,30 @@ const KNOWN_FIELDS: [&str; 8] = [
     "SenderId",
 ];
 
+/// Counts a call of an SMS side and applies its injected fault, if any: after the fault's
+/// delay, `Err` with a dropped connection, or `Ok` with the provider's error code to answer.
+pub(super) async fn injected(emu: &Emulator, path: &str) -> Option<Result<String, Response>> {
+    let fault = {
+        let mut state = emu.lock();
+        *state.calls.entry(path.into()).or_default() += 1;
+        state.take_fault(path, None)
+    }?;
+    if fault.delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(fault.delay_ms)).await;
+    }
+    if fault.drop {
+        return Some(Err(super::wechat_paths::dropped()));
+    }
+    fault.errmsg.map(Ok)
+}
+
 /// `POST /` with `X-TC-Action: SendSms`: Tencent Cloud's answer, always HTTP 200.
 pub async fn tencent(emu: &Emulator, req: Request, body: Vec<u8>) -> Response {
     let headers = req.headers();
-    let fault = {
-        let mut state = emu.lock();
-        *state.calls.entry("/sms/tencent".into()).or_default() += 1;
-        state.take_fault("/sms/tencent", None)
-    };
-    if let Some(f) = fault {
-        if f.delay_ms > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(f.delay_ms)).await;
-        }
-        if f.drop {
-            return super::wechat_paths::dropped();
-        }
-        if let Some(code) = f.errmsg {
-            return error(&code, "injected by the emulator");
-        }
+    match injected(emu, "/sms/tencent").await {
+        Some(Ok(code)) => return error(&code, "injected by the emulator"),
+        Some(Err(dropped)) => return dropped,
+        None => {}
     }
     if header(headers, "x-tc-action") != Some("SendSms") {
         return error("InvalidAction", "The action is not SendSms.");

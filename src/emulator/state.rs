@@ -116,6 +116,8 @@ pub struct State {
     pub clock_offset: i64,
     /// The SMS side's inbox, oldest first.
     pub sms: Vec<super::sms::SentSms>,
+    /// Alibaba Cloud's SignatureNonces seen (each may sign one request).
+    pub aliyun_nonces: std::collections::HashSet<String>,
 }
 
 pub fn random_b64(bytes: usize) -> String {

@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{SmsError, ATTEMPTS, BACKOFF};
+use super::{utc_date, with_retries, SmsError};
 use crate::config::TencentSettings;
 use crate::domain::PhoneNumber;
 
@@ -24,22 +24,6 @@ fn hmac(key: &[u8], data: &str) -> Vec<u8> {
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
-}
-
-/// The UTC date (`YYYY-MM-DD`) of a Unix time.
-pub fn utc_date(timestamp: i64) -> String {
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let days = timestamp.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// The TC3-HMAC-SHA256 signature (hex) of a `POST /` with a body, signing `content-type` and
@@ -140,17 +124,7 @@ impl Tencent {
             "TemplateParamSet": [code],
         }))
         .expect("JSON of strings");
-        let mut last = SmsError::Unavailable("no attempt".into());
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(BACKOFF * attempt).await;
-            }
-            match self.attempt(&body).await {
-                Err(e @ SmsError::Unavailable(_)) => last = e,
-                other => return other,
-            }
-        }
-        Err(last)
+        with_retries(|| self.attempt(&body)).await
     }
 
     async fn attempt(&self, body: &[u8]) -> Result<(), SmsError> {
@@ -216,14 +190,6 @@ fn classify(code: &str, message: &str) -> SmsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc_date(0), "1970-01-01");
-        assert_eq!(utc_date(1_551_113_065), "2019-02-25");
-        assert_eq!(utc_date(951_782_400), "2000-02-29");
-        assert_eq!(utc_date(1_796_169_600), "2026-12-02");
-    }
 
     /// Signatures that Tencent Cloud's own SDK (PyPI `tencentcloud-sdk-python-common` 3.1.153,
     /// `AbstractClient._get_tc3_signature`) computed for these inputs; tests/thirdparty also

@@ -17,6 +17,7 @@ mod sentinel;
 mod sessions;
 mod shutdown;
 mod sms;
+mod sms_aliyun;
 mod tokens;
 mod web;
 mod web_phone;

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Third parties against a real `wxlogin demo`: PyJWT (PyPI) and `jose` (npm) verify its access
 # tokens offline from its JWKS; Debian's nginx (auth_request) and caddy (forward_auth) protect
-# an echo upstream with /api/v1/authz; Tencent Cloud's Python SDK signs SMS requests that the
-# emulator must accept, and checks the signatures of wxlogin's own SMS client. Called by scripts/test.sh (which installs nginx and
+# an echo upstream with /api/v1/authz; Tencent Cloud's and Alibaba Cloud's Python SDKs sign SMS
+# requests that the emulator must accept, and check the signatures of wxlogin's own client. Called by scripts/test.sh (which installs nginx and
 # caddy) with WXLOGIN_BIN set.
 set -euo pipefail
 cd "$(dirname "$0")"
 BIN=$(realpath "${WXLOGIN_BIN:-../../target/debug/wxlogin}")
 python3 -c 'import jwt' 2>/dev/null || python3 -m pip install -q "pyjwt[crypto]"
-python3 -c 'import tencentcloud.sms' 2>/dev/null ||
-  python3 -m pip install -q tencentcloud-sdk-python-common tencentcloud-sdk-python-sms
+python3 -c 'import tencentcloud.sms, aliyunsdkcore' 2>/dev/null ||
+  python3 -m pip install -q tencentcloud-sdk-python-common tencentcloud-sdk-python-sms \
+    aliyun-python-sdk-core
 npm ci --no-audit --no-fund --loglevel=error
 
 WORK=$(mktemp -d /tmp/wxlogin-3p.XXXXXX)
@@ -53,26 +54,42 @@ node jose_verify.mjs "$BASE" "$ACCESS"
 python3 proxies.py "$BASE" "http://127.0.0.1:$EMU_PORT" "$WORK/hits" \
   nginx="http://127.0.0.1:$NGINX_PORT" caddy="http://127.0.0.1:$CADDY_PORT"
 
-# SMS: Tencent Cloud's SDK signs for the emulator (the emulator's constants, src/config/sms.rs);
-# then wxlogin's own client (provider `tencent`) signs for the SDK's check.
+# SMS: each provider's official SDK signs for the emulator (the emulator's constants are
+# src/config/sms.rs's); then wxlogin's own client signs for a capture server that checks the
+# signature with the SDK's code.
 python3 tencent_sms.py sdk "http://127.0.0.1:$EMU_PORT" AKIDwxloginEmulator0000000000000000 \
   wxlogin-emulator-sms-secret-key-0001 1400000001 wxlogin 100001
-CAPTURE_PORT=$(free_port); SMS_PORT=$(free_port)
-SMS_KEY="third-party-key-$RANDOM$RANDOM"
-python3 tencent_sms.py capture "$CAPTURE_PORT" "$SMS_KEY" "$WORK/verdicts" &
-PIDS+=($!)
-WXLOGIN_LISTEN="127.0.0.1:$SMS_PORT" WXLOGIN_DATABASE_URL="sqlite://$WORK/sms.db?mode=rwc" \
-  WXLOGIN_SMS_PROVIDER=tencent WXLOGIN_SMS_ENDPOINT="http://127.0.0.1:$CAPTURE_PORT" \
-  WXLOGIN_SMS_SECRET_ID=AKIDthirdparty WXLOGIN_SMS_SECRET_KEY="$SMS_KEY" \
-  WXLOGIN_SMS_SDK_APP_ID=1400000009 WXLOGIN_SMS_SIGN_NAME=wxlogin WXLOGIN_SMS_TEMPLATE_ID=100009 \
-  "$BIN" serve >"$WORK/sms-serve.log" 2>&1 &
-PIDS+=($!)
-wait_for "http://127.0.0.1:$SMS_PORT/healthz"
-wait_for "http://127.0.0.1:$CAPTURE_PORT/"
-status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$SMS_PORT/api/v1/sms/code" \
-  -H 'content-type: application/json' -d '{"phoneNumber":"13800138000","purpose":"login"}')
-if [ "$status" != 202 ] || [ "$(cat "$WORK/verdicts")" != match ]; then
-  echo "wxlogin's Tencent Cloud signature is not the SDK's: HTTP $status, $(cat "$WORK/verdicts" 2>/dev/null)"
-  exit 1
-fi
-echo "wxlogin -> tencent sdk: wxlogin's TC3-HMAC-SHA256 signature is the SDK's"
+python3 aliyun_sms.py sdk "http://127.0.0.1:$EMU_PORT" LTAIwxloginEmulator0001 \
+  wxlogin-emulator-aliyun-secret-0001 wxlogin SMS_100001
+
+# `own_client NAME SCRIPT SECRET SETTING...`: a `wxlogin serve` with these SMS settings, whose
+# provider's endpoint is SCRIPT's capture server, sends a code; the server must answer 202 and
+# the capture server must have found the SDK's signature.
+own_client() {
+  local name=$1 script=$2 secret=$3 capture sms status
+  shift 3
+  capture=$(free_port); sms=$(free_port)
+  : >"$WORK/verdicts-$name"
+  python3 "$script" capture "$capture" "$secret" "$WORK/verdicts-$name" &
+  PIDS+=($!)
+  env "$@" WXLOGIN_LISTEN="127.0.0.1:$sms" WXLOGIN_DATABASE_URL="sqlite://$WORK/$name.db?mode=rwc" \
+    WXLOGIN_SMS_ENDPOINT="http://127.0.0.1:$capture" "$BIN" serve >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "http://127.0.0.1:$sms/healthz"
+  wait_for "http://127.0.0.1:$capture/"
+  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$sms/api/v1/sms/code" \
+    -H 'content-type: application/json' -d '{"phoneNumber":"13800138000","purpose":"login"}')
+  if [ "$status" != 202 ] || [ "$(cat "$WORK/verdicts-$name")" != match ]; then
+    echo "$name: wxlogin's signature is not the SDK's: HTTP $status, $(cat "$WORK/verdicts-$name")"
+    exit 1
+  fi
+  echo "wxlogin -> $name sdk: wxlogin's signature is the SDK's"
+}
+KEY="third-party-key-$RANDOM$RANDOM"
+own_client tencent tencent_sms.py "$KEY" WXLOGIN_SMS_PROVIDER=tencent \
+  WXLOGIN_SMS_SECRET_ID=AKIDthirdparty WXLOGIN_SMS_SECRET_KEY="$KEY" WXLOGIN_SMS_SDK_APP_ID=1400000009 \
+  WXLOGIN_SMS_SIGN_NAME=wxlogin WXLOGIN_SMS_TEMPLATE_ID=100009
+# A Chinese SignName: its UTF-8 is percent-encoded into the signature.
+own_client aliyun aliyun_sms.py "$KEY" WXLOGIN_SMS_PROVIDER=aliyun \
+  WXLOGIN_SMS_ACCESS_KEY_ID=LTAIthirdparty WXLOGIN_SMS_ACCESS_KEY_SECRET="$KEY" \
+  WXLOGIN_SMS_SIGN_NAME=微信登录 WXLOGIN_SMS_TEMPLATE_ID=SMS_100009
