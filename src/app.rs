@@ -44,7 +44,7 @@ pub struct App {
     port: u16,
     accounts: Accounts,
     edge: api::Edge,
-    demo_page: bool,
+    demo_page: Option<url::Url>,
 }
 
 /// Connects to the database and runs its migrations.
@@ -180,7 +180,7 @@ impl App {
                 queue_wait: config.server.queue_wait,
                 deadline: config.server.request_deadline,
             },
-            demo_page: config.demo_page,
+            demo_page: config.demo_page.clone(),
         })
     }
 

@@ -117,20 +117,23 @@ pub fn routes(
     svc: Accounts,
     edge: Edge,
     readiness: Readiness,
-    demo_page: bool,
+    demo_page: Option<url::Url>,
 ) -> impl Endpoint<Output = Response> {
     let api = service();
     let spec = api.spec();
     let docs = api.swagger_ui();
     let mut route = poem::Route::new();
-    if demo_page {
-        // The web demo of `wxlogin demo`: one static page that uses the public API.
+    if let Some(emulator) = demo_page {
+        // The web demo of `wxlogin demo`: one static page that uses the public API, and links
+        // to the emulator's SMS inbox.
+        let origin = emulator.origin().ascii_serialization();
+        let page = include_str!("static/demo.html").replace("__EMULATOR__", &origin);
         route = route.at(
             "/demo/",
-            poem::endpoint::make_sync(|_| {
+            poem::endpoint::make_sync(move |_| {
                 Response::builder()
                     .content_type("text/html; charset=utf-8")
-                    .body(include_str!("static/demo.html"))
+                    .body(page.clone())
             }),
         );
     }

@@ -42,6 +42,10 @@ pub struct DemoArgs {
     /// Sign-in requests per client IP and minute; 0 turns the limit off (for load and fuzz runs).
     #[arg(long, default_value_t = 600)]
     rate_limit_per_minute: u32,
+    /// Web sign-in of a person with no verified phone waits for one (verified by an SMS code
+    /// from the emulator's inbox).
+    #[arg(long)]
+    web_require_phone: bool,
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
@@ -75,12 +79,13 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     config.login.redirect_allowlist = vec![Url::parse(&format!("{server_url}/demo/"))?];
     config.login.policy = args.login_policy;
     config.login.rate_limit_per_minute = args.rate_limit_per_minute;
+    config.login.web_require_phone = args.web_require_phone;
     config.apps.miniprograms = vec![app_of(DEMO_MINIPROGRAM_APPID, &mp)];
     config.apps.website = Some(app_of(DEMO_WEBSITE_APPID, &web));
     config.apps.official_account = Some(app_of(DEMO_OFFICIAL_ACCOUNT_APPID, &oa));
     config.apps.mobile_apps = vec![app_of(DEMO_APP_APPID, &mobile)];
     config.sms = Some(Sms::emulator(Url::parse(&emulator_url)?));
-    config.demo_page = true;
+    config.demo_page = Some(Url::parse(&emulator_url)?);
     let server = app::App::build(&config).await?;
     println!("wxlogin demo");
     println!("  API and Swagger UI:  {server_url}/docs");

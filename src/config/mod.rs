@@ -75,7 +75,7 @@ impl ServeArgs {
             wechat,
             apps: self.apps.resolve(file)?,
             login,
-            demo_page: false,
+            demo_page: None,
         })
     }
 }
@@ -91,8 +91,9 @@ pub struct Config {
     pub tokens: Tokens,
     /// Who sends SMS codes; None: nobody (the SMS routes answer 404).
     pub sms: Option<Sms>,
-    /// Serve the web demo page at `/demo/` (set by `wxlogin demo`, not a setting).
-    pub demo_page: bool,
+    /// Serve the web demo page at `/demo/`, with this emulator's SMS inbox (set by `wxlogin
+    /// demo`, not a setting).
+    pub demo_page: Option<url::Url>,
 }
 
 impl Config {
@@ -107,7 +108,7 @@ impl Config {
             apps: Apps::default(),
             login: Login::embedded(),
             sms: None,
-            demo_page: false,
+            demo_page: None,
         }
     }
 }
