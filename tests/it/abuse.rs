@@ -47,6 +47,13 @@ async fn sign_in_routes_are_limited_per_ip_and_others_are_not() {
         429,
         "rate_limited",
     );
+    // Sending and using SMS codes counts too.
+    let sms = json!({"phoneNumber": "+8613800138000", "purpose": "login"});
+    let r = app.post("/api/v1/sms/code", None, sms).await;
+    assert_error(&r, 429, "rate_limited");
+    let sms = json!({"phoneNumber": "+8613800138000", "code": "123456"});
+    let r = app.post("/api/v1/auth/sms", None, sms).await;
+    assert_error(&r, 429, "rate_limited");
     // Other routes are not sign-in routes.
     assert_eq!(app.get("/api/v1/me", Some(&token)).await.status, 200);
     // An untrusted peer cannot pick its IP with X-Forwarded-For.
