@@ -63,7 +63,7 @@ fn hot_path(c: &mut Criterion) {
         username: Some("band".into()),
         nickname: Some("Band".into()),
         avatar_url: Some("https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132".into()),
-        phone_number: Some("13580006666".into()),
+        phone_number: Some("+8613580006666".into()),
         pure_phone_number: Some("13580006666".into()),
         country_code: Some("86".into()),
         created_at: 1_700_000_000,
@@ -75,6 +75,7 @@ fn hot_path(c: &mut Criterion) {
             binding: Some(123_456_789),
         }],
         sessions_not_before: None,
+        disabled: false,
     };
     let key = cache_key("8d7f2c1e-3b4a-4c5d-9e6f-7a8b9c0d1e2f");
     runtime

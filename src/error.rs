@@ -42,10 +42,12 @@ pub enum Code {
     SmsCodeInvalid,
     SmsUnavailable,
     PhoneRequired,
+    AccountDisabled,
+    Forbidden,
 }
 
 impl Code {
-    pub const ALL: [Code; 24] = [
+    pub const ALL: [Code; 26] = [
         Code::InvalidRequest,
         Code::WechatCodeInvalid,
         Code::WechatRateLimited,
@@ -70,6 +72,8 @@ impl Code {
         Code::SmsCodeInvalid,
         Code::SmsUnavailable,
         Code::PhoneRequired,
+        Code::AccountDisabled,
+        Code::Forbidden,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +102,8 @@ impl Code {
             Code::SmsCodeInvalid => "sms_code_invalid",
             Code::SmsUnavailable => "sms_unavailable",
             Code::PhoneRequired => "phone_required",
+            Code::AccountDisabled => "account_disabled",
+            Code::Forbidden => "forbidden",
         }
     }
 
@@ -115,7 +121,9 @@ impl Code {
             Code::WechatUserBlocked
             | Code::BindingRequired
             | Code::ReauthenticationRequired
-            | Code::PhoneRequired => 403,
+            | Code::PhoneRequired
+            | Code::AccountDisabled
+            | Code::Forbidden => 403,
             Code::NotFound => 404,
             Code::MethodNotAllowed => 405,
             Code::Conflict => 409,
@@ -176,6 +184,8 @@ impl Code {
             }
             Code::SmsCodeInvalid => "the SMS code is wrong, used or expired",
             Code::SmsUnavailable => "the SMS provider failed or refused; no code was sent",
+            Code::AccountDisabled => "an operator disabled this user",
+            Code::Forbidden => "signed in, but not allowed (the admin API)",
             Code::PhoneRequired => {
                 "web sign-in needs a verified phone first; the body adds `bindTicket` for \
                 /api/v1/auth/bind-phone"

@@ -178,3 +178,27 @@ pub fn render_metrics() -> String {
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
     out
 }
+
+/// Who asked, for the audit log: the request's id and client IP, set by the edge middleware
+/// around each request's handler.
+#[derive(Clone, Debug, Default)]
+pub struct RequestInfo {
+    pub request_id: String,
+    pub client_ip: Option<std::net::IpAddr>,
+    /// The route's path (which way a sign-in came).
+    pub path: String,
+}
+
+tokio::task_local! {
+    static REQUEST: RequestInfo;
+}
+
+/// Runs `work` as the request `info`.
+pub async fn with_request<F: std::future::Future>(info: RequestInfo, work: F) -> F::Output {
+    REQUEST.scope(info, work).await
+}
+
+/// The request being served, where there is one.
+pub fn current_request() -> Option<RequestInfo> {
+    REQUEST.try_with(Clone::clone).ok()
+}

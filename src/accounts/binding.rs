@@ -1,6 +1,8 @@
 //! Binding WeChat users and accounts: the bind ticket of `require_binding` (a login waiting
 //! for its account), giving a WeChat-only user a username and password, and unbinding.
 
+use serde_json::json;
+
 use super::presence::Proof;
 use super::sessions::Authenticated;
 use super::{Accounts, SignedIn};
@@ -126,6 +128,7 @@ impl Accounts {
             ));
         }
         tracing::info!(user_id = %user_id, event = "credentials_set", "credentials set");
+        self.audit("credentials_set", Some(user_id), json!({}));
         self.user(user_id).await
     }
 
@@ -163,6 +166,7 @@ impl Accounts {
                     event = "identity_unbound",
                     "identity unbound"
                 );
+                self.audit("identity_unbound", Some(user_id), json!({"appid": appid}));
                 Ok(())
             }
             Unbound::NotFound => Err(Error::new(

@@ -2,6 +2,8 @@
 //! records a unionid learned since); else, with a username and password, the account they name;
 //! else the user another identity with the same unionid belongs to; else the login policy.
 
+use serde_json::json;
+
 use super::Accounts;
 use crate::config::LoginPolicy;
 use crate::domain::{Credentials, Identity, User};
@@ -137,6 +139,8 @@ impl Accounts {
             event = "identity_bound",
             "identity bound to an account"
         );
+        let detail = json!({"appid": identity.appid, "provider": identity.provider.as_str()});
+        self.audit("identity_bound", Some(user_id), detail);
         Ok(())
     }
 }

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use super::identity::Resolution;
 use super::{Accounts, SignedIn};
 use crate::config::AppCredentials;
@@ -57,6 +59,8 @@ impl Accounts {
                 reason = %e.code,
                 "mini program sign-in failed"
             );
+            let detail = json!({"appid": app.appid, "reason": e.code.as_str()});
+            self.audit("sign_in_failed", None, detail);
         }
         let record = match &outcome {
             // Written with the session, in its round trip.

@@ -14,6 +14,7 @@
 //! `store` and `wechat` and return `crate::error::Error`.
 
 pub mod access_tokens;
+mod audit;
 mod binding;
 mod identity;
 mod login;
@@ -22,6 +23,7 @@ mod oauth;
 mod passwords;
 mod phone;
 mod presence;
+mod rights;
 mod sessions;
 mod sms;
 mod web;
@@ -42,6 +44,7 @@ pub use login::LoginInput;
 pub use oauth::{ClientAuth, Introspection};
 pub use phone::OpenData;
 pub use presence::Proof;
+pub use rights::detail_of;
 pub use sessions::{Authenticated, Credential, Refreshed};
 pub use sms::{SmsPurpose, RESEND_AFTER};
 
@@ -81,6 +84,7 @@ struct Inner {
     access_tokens: AccessTokens,
     /// Who sends SMS codes (None: nobody; the SMS routes answer 404).
     sms: Option<crate::sms::Provider>,
+    auditor: audit::Auditor,
 }
 
 impl Accounts {
@@ -96,6 +100,7 @@ impl Accounts {
         let wechat_tokens =
             wechat_tokens::WechatTokens::new(stores.wechat_tokens.clone(), wechat.clone());
         let access_tokens = AccessTokens::new(stores.signing_keys.clone(), tokens);
+        let auditor = audit::Auditor::start(stores.users.clone());
         Accounts {
             inner: Arc::new(Inner {
                 apps,
@@ -106,6 +111,7 @@ impl Accounts {
                 wechat_tokens,
                 access_tokens,
                 sms,
+                auditor,
             }),
         }
     }

@@ -6,6 +6,8 @@
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
+use serde_json::json;
+
 use super::access_tokens::{client_id, WechatIds};
 use super::{Accounts, Credential};
 use crate::domain::{SessionId, Token};
@@ -124,6 +126,7 @@ impl Accounts {
         if let Some(id) = id {
             if self.inner.stores.sessions.delete(&id).await? {
                 tracing::info!(session = %id.to_text(), event = "token_revoked", "session revoked");
+                self.audit("token_revoked", None, json!({}));
             }
         }
         Ok(())

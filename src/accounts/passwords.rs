@@ -13,6 +13,8 @@ use argon2::password_hash::{
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
+use serde_json::json;
+
 use super::binding::username_taken;
 use super::{Accounts, SignedIn};
 use crate::domain::{Credentials, Password, Session, User};
@@ -163,6 +165,7 @@ impl Accounts {
                 e => e.into(),
             })?;
         tracing::info!(user_id = %id, event = "account_created", "account created");
+        self.audit("account_created", Some(&id), json!({}));
         self.user(&id).await
     }
 
@@ -184,6 +187,7 @@ impl Accounts {
                 reason = "account_locked",
                 "sign-in refused"
             );
+            self.audit("sign_in_refused", None, json!({"reason": "account_locked"}));
             return Err(account_locked(left));
         }
         // Counted before argon2 runs, so that concurrent guesses cannot outrun the limit: of
@@ -195,6 +199,7 @@ impl Accounts {
                 reason = "account_locked",
                 "sign-in refused"
             );
+            self.audit("sign_in_refused", None, json!({"reason": "account_locked"}));
             let left = limits.locked_for(&folded).await?;
             return Err(account_locked(left.unwrap_or(LOCK_SECONDS)));
         }
@@ -214,7 +219,13 @@ impl Accounts {
                 return Ok(user_id);
             }
         }
-        let user_id = user_id.as_deref().unwrap_or("-");
+        let known = user_id.as_deref();
+        self.audit(
+            "sign_in_failed",
+            known,
+            json!({"reason": "invalid_credentials"}),
+        );
+        let user_id = known.unwrap_or("-");
         tracing::info!(
             user_id,
             event = "sign_in_failed",
@@ -223,6 +234,7 @@ impl Accounts {
         );
         if attempt == LOCK_AFTER {
             limits.lock(&folded).await?;
+            self.audit("account_locked", known, json!({}));
             tracing::warn!(
                 user_id,
                 event = "account_locked",

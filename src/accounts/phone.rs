@@ -1,6 +1,8 @@
 //! Phone numbers (the `getPhoneNumber` button, current and older) and open data: what WeChat
 //! encrypted with the session's session_key.
 
+use serde_json::json;
+
 use super::sessions::{wechat_part, Authenticated};
 use super::Accounts;
 use crate::domain::{now, Phone, PhoneNumber, Session, WxCode};
@@ -94,6 +96,7 @@ impl Accounts {
             .users
             .set_phone(&session.user_id, &phone)
             .await?;
+        self.audit("phone_changed", Some(&session.user_id), json!({}));
         Ok(phone)
     }
 

@@ -4,6 +4,8 @@
 //! sent by SMS to its verified phone.
 //! Without a valid proof, 403 `reauthentication_required` and nothing changes.
 
+use serde_json::json;
+
 use super::sessions::Authenticated;
 use super::sms::SmsPurpose;
 use super::Accounts;
@@ -60,6 +62,7 @@ impl Accounts {
                 event = "reauthentication_failed",
                 "a proof of presence was refused"
             );
+            self.audit("reauthentication_failed", Some(&user.id), json!({}));
             Err(refused(
                 "The proof is wrong: send a fresh wx.login `code` of this account's mini \
                  program, or its `currentPassword`. Nothing changed.",

@@ -1,6 +1,8 @@
 //! Sessions: starting one for a signed-in user, reading the one behind a bearer token,
 //! refreshing its session_key, ending it; and the profile of its user.
 
+use serde_json::json;
+
 use super::access_tokens::AccessClaims;
 use super::{Accounts, Issued, SignedIn};
 use crate::domain::{now, now_ms, ProfileChange, Session, SessionId, Token, User, WxCode};
@@ -75,6 +77,20 @@ impl Accounts {
         mut session: Session,
         answer: Option<DoneAnswer>,
     ) -> Result<SignedIn> {
+        if user.disabled {
+            tracing::info!(
+                user_id = %user.id,
+                event = "sign_in_refused",
+                reason = "account_disabled",
+                "sign-in refused"
+            );
+            let detail = json!({"reason": "account_disabled"});
+            self.audit("sign_in_refused", Some(&user.id), detail);
+            return Err(Error::new(
+                Code::AccountDisabled,
+                "This account is disabled. Contact the service's support.",
+            ));
+        }
         // The session keeps the binding it signs in through (see `authenticate`).
         if let (Some(appid), Some(openid)) = (&session.appid, &session.openid) {
             session.binding = user.identity(appid, openid).and_then(|i| i.binding);
@@ -92,6 +108,12 @@ impl Accounts {
             event = "signed_in",
             "signed in"
         );
+        let provider = match (&session.appid, &session.openid) {
+            (Some(a), Some(o)) => user.identity(a, o).map(|i| i.provider.as_str()),
+            _ => None,
+        };
+        let detail = json!({"appid": session.appid, "provider": provider, "newUser": is_new_user});
+        self.audit("signed_in", Some(&user.id), detail);
         Ok(SignedIn {
             token,
             expires_in: stores.sessions.expires_in(&session),
@@ -159,10 +181,12 @@ impl Accounts {
                 _ => return Err(Error::unauthenticated()),
             }
         }
-        // "Sign out everywhere" ended every session that had begun by then.
-        if user
-            .sessions_not_before
-            .is_some_and(|t| session.created_at <= t)
+        // "Sign out everywhere" ended every session that had begun by then; disabling a user
+        // ends them all.
+        if user.disabled
+            || user
+                .sessions_not_before
+                .is_some_and(|t| session.created_at <= t)
         {
             return Err(Error::unauthenticated());
         }
@@ -253,8 +277,9 @@ impl Accounts {
 
     /// Ends a session, and with it every access token of it (for introspection and forward
     /// auth; offline verifiers accept one until its `exp`).
-    pub async fn logout(&self, id: &SessionId) -> Result<()> {
+    pub async fn logout(&self, id: &SessionId, user_id: &str) -> Result<()> {
         self.inner.stores.sessions.delete(id).await?;
+        self.audit("signed_out", Some(user_id), json!({}));
         tracing::info!(session = %id.to_text(), event = "signed_out", "signed out");
         Ok(())
     }
@@ -270,6 +295,7 @@ impl Accounts {
             .await?;
         self.inner.stores.sessions.delete(&auth.session_id).await?;
         tracing::info!(user_id = %user_id, event = "signed_out_everywhere", "signed out everywhere");
+        self.audit("signed_out_everywhere", Some(user_id), json!({}));
         Ok(())
     }
 

@@ -5,6 +5,8 @@
 
 use rand::{rngs::OsRng, Rng};
 
+use serde_json::json;
+
 use super::sessions::Authenticated;
 use super::{Accounts, SignedIn};
 use crate::config::LoginPolicy;
@@ -193,6 +195,7 @@ impl Accounts {
             .users
             .set_phone(&user_id, &phone.to_phone())
             .await?;
+        self.audit("phone_changed", Some(&user_id), json!({}));
         self.start_session_by_id(&user_id, false, Session::password(&user_id))
             .await
     }

@@ -5,6 +5,8 @@
 //! phone it is (say, from the mini program's phone button), or the user it belonged to already,
 //! or a new user made with the identity and the phone in one transaction.
 
+use serde_json::json;
+
 use super::sms::SmsPurpose;
 use super::{Accounts, SignedIn};
 use crate::config::LoginPolicy;
@@ -139,6 +141,7 @@ impl Accounts {
             event = "phone_bound",
             "web sign-in bound a verified phone"
         );
+        self.audit("phone_changed", Some(&user_id), json!({"appid": p.appid}));
         let session = Session::web(&user_id, &p.appid, &p.openid);
         self.start_session_by_id(&user_id, is_new_user, session)
             .await

@@ -134,7 +134,7 @@ impl AuthApi {
         if all.0 == Some(true) {
             accounts.logout_everywhere(&auth.0).await?;
         } else {
-            accounts.logout(&auth.0.session_id).await?;
+            accounts.logout(&auth.0.session_id, &auth.0.user.id).await?;
         }
         Ok(LogoutOk::Done)
     }

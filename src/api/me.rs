@@ -9,7 +9,7 @@ use super::model::{change, Field, PhoneBody, PhoneRequest, ProfilePatch, UserBod
 use super::{BearerAuth, Tag};
 use crate::accounts::{Accounts, Proof};
 use crate::domain::{Credentials, Password, ProfileChange, Username, WxCode};
-use crate::error::Error;
+use crate::error::{Code, Error};
 
 error_set!(MeErrors: Unauthenticated, ServiceUnavailable);
 error_set!(CredentialsErrors:
@@ -89,6 +89,10 @@ impl ProofRequest {
         Ok(first)
     }
 }
+error_set!(DeleteMeErrors:
+    InvalidRequest, Unauthenticated, ReauthenticationRequired, AccountLocked, WechatRateLimited,
+    RateLimited, WechatUnavailable, WechatError, ServiceUnavailable
+);
 error_set!(PatchErrors: InvalidRequest, Unauthenticated, ServiceUnavailable);
 error_set!(PhoneErrors:
     InvalidRequest, DecryptFailed, WatermarkMismatch, WechatCodeInvalid, Unauthenticated,
@@ -108,6 +112,42 @@ pub enum Unbound {
     /// Unbound; that identity's sessions are ended.
     #[oai(status = 204)]
     Done,
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    /// The account is erased; every session and access token of it fails from now on.
+    #[oai(status = 204)]
+    Done,
+}
+
+/// Everything stored about the user: no secret, no token.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ExportBody {
+    /// The profile, identities and phone.
+    pub user: UserBody,
+    /// The session of this request: when it began, through which app.
+    pub current_session: SessionInfo,
+    /// The audit log's events about the user, newest first.
+    pub audit_events: Vec<super::admin::AuditEventBody>,
+    /// RFC 3339.
+    pub exported_at: String,
+}
+
+/// A session as the export shows it.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SessionInfo {
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub appid: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum ExportOk {
+    #[oai(status = 200)]
+    Ok(Json<ExportBody>),
 }
 
 #[derive(ApiResponse)]
@@ -239,5 +279,56 @@ impl MeApi {
         let proof = body.0.proof()?;
         accounts.unbind(&auth.0, &appid.0, proof).await?;
         Ok(Unbound::Done)
+    }
+
+    /// Delete the account
+    ///
+    /// Erases the user, identities, phone and credentials, and ends every session and access
+    /// token of the user on every node; the same WeChat user signing in again is a new user.
+    /// Needs a proof that the owner is there, in the body: `{"code"}` (a fresh `wx.login`
+    /// code), `{"currentPassword"}` or `{"smsCode"}`; without a valid one, 403
+    /// `reauthentication_required` and nothing changes.
+    #[oai(path = "/", method = "delete", operation_id = "deleteMe")]
+    async fn delete(
+        &self,
+        accounts: Data<&Accounts>,
+        body: Json<ProofRequest>,
+        auth: BearerAuth,
+    ) -> Reply<Deleted, DeleteMeErrors> {
+        let proof = body.0.proof()?.ok_or_else(|| {
+            Error::new(
+                Code::ReauthenticationRequired,
+                "Deleting the account needs a proof that you are here: `code` (a fresh wx.login \
+                 code), `currentPassword` or `smsCode`.",
+            )
+        })?;
+        accounts.delete_me(&auth.0, proof).await?;
+        Ok(Deleted::Done)
+    }
+
+    /// Everything stored about you
+    ///
+    /// The profile, identities, phone, this session, and the audit log's events about you:
+    /// what China's Personal Information Protection Law (art. 45) lets a person ask for. No
+    /// secret and no token.
+    #[oai(path = "/export", method = "get", operation_id = "exportMe")]
+    async fn export(
+        &self,
+        accounts: Data<&Accounts>,
+        auth: BearerAuth,
+    ) -> Reply<ExportOk, MeErrors> {
+        let session = &auth.0.session;
+        let current_session = SessionInfo {
+            created_at: session.created_at,
+            appid: session.appid.clone(),
+        };
+        let (user, events) = accounts.export(&auth.0).await?;
+        let now = std::time::SystemTime::now();
+        Ok(ExportOk::Ok(Json(ExportBody {
+            user: user.into(),
+            current_session,
+            audit_events: events.into_iter().map(Into::into).collect(),
+            exported_at: humantime::format_rfc3339_seconds(now).to_string(),
+        })))
     }
 }

@@ -3,6 +3,7 @@
 //! Handlers parse, call one `accounts` function and map; SQL, Redis and WeChat are not seen here.
 
 mod accounts;
+mod admin;
 mod auth;
 mod client_ip;
 pub mod errors;
@@ -46,6 +47,9 @@ pub enum Tag {
     Tokens,
     /// Health, readiness and metrics.
     Ops,
+    /// Operators: find, disable, enable, delete users; the audit log (admin clients with HTTP
+    /// Basic, admin users with their bearer token).
+    Admin,
 }
 
 // A handler that takes `BearerAuth` gets the session behind the token and its user; a request
@@ -85,6 +89,7 @@ pub fn service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
         wechat::WechatApi,
         tokens::TokensApi,
         ops::OpsApi,
+        admin::AdminApi,
     );
     OpenApiService::new(apis, "wxlogin", env!("CARGO_PKG_VERSION")).description(
         "Sign people in with WeChat. A mini program calls `wx.login`, sends the code to \
@@ -154,10 +159,17 @@ pub fn routes(
 }
 
 /// The routes whose answers carry a token, a ticket or a phone number: no cache may keep them.
-const NO_STORE: [&str; 11] = [
+const NO_STORE: [&str; 18] = [
     "login",
     "bind",
     "passwordLogin",
+    "smsLogin",
+    "bindPhone",
+    "appLogin",
+    "exportMe",
+    "adminSearchUsers",
+    "adminGetUser",
+    "adminAudit",
     "redeemTicket",
     "accessToken",
     "refresh",
@@ -233,8 +245,12 @@ async fn edge_layer<E: Endpoint>(
             Err(error) => Err(into_poem(error)),
             Ok(Ok(bytes)) => {
                 req.set_body(bytes);
-                ep.call(req)
-                    .instrument(span)
+                let info = telemetry::RequestInfo {
+                    request_id: request_id.clone(),
+                    client_ip: client,
+                    path: path.clone(),
+                };
+                telemetry::with_request(info, ep.call(req).instrument(span))
                     .await
                     .map(IntoResponse::into_response)
             }

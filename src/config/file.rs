@@ -28,6 +28,9 @@ pub struct FileClient {
     #[serde(default)]
     pub redirect_uris: Vec<String>,
     pub name: Option<String>,
+    /// May call the admin API (HTTP Basic).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// The file's tables: apps and clients.

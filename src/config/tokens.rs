@@ -36,6 +36,16 @@ pub struct TokensArgs {
     /// names and redirect URIs, as `[[client]]` tables in the file).
     #[arg(long, env = "WXLOGIN_CLIENTS", value_parser = secret, hide_env_values = true)]
     pub clients: Option<SecretString>,
+
+    /// Machines that call the admin API with HTTP Basic, as `id:secret`, comma-separated (or
+    /// `admin = true` on a `[[client]]`).
+    #[arg(long, env = "WXLOGIN_ADMIN_CLIENTS", value_parser = secret, hide_env_values = true)]
+    pub admin_clients: Option<SecretString>,
+
+    /// People who call the admin API with their own session: usernames or user ids,
+    /// comma-separated.
+    #[arg(long, env = "WXLOGIN_ADMIN_USERS", value_delimiter = ',')]
+    pub admin_users: Vec<String>,
 }
 
 /// A client of the business (a service or a web app) with its secret.
@@ -45,6 +55,8 @@ pub struct Client {
     pub secret: SecretString,
     pub name: Option<String>,
     pub redirect_uris: Vec<String>,
+    /// May call the admin API.
+    pub admin: bool,
 }
 
 impl fmt::Debug for Client {
@@ -65,6 +77,8 @@ pub struct Tokens {
     pub access_token_ttl: Duration,
     pub key_publish_delay: Duration,
     pub clients: Vec<Client>,
+    /// Usernames (without regard to case) or user ids of operators.
+    pub admin_users: Vec<String>,
 }
 
 fn invalid(message: impl Into<String>) -> ConfigError {
@@ -84,19 +98,24 @@ impl TokensArgs {
             ));
         }
         let mut clients = Vec::new();
-        if let Some(list) = &self.clients {
+        for (list, admin, var) in [
+            (&self.clients, false, "WXLOGIN_CLIENTS"),
+            (&self.admin_clients, true, "WXLOGIN_ADMIN_CLIENTS"),
+        ] {
+            let Some(list) = list else { continue };
             for entry in list.expose_secret().split(',').map(str::trim) {
                 if entry.is_empty() {
                     continue;
                 }
                 let (id, secret) = entry
                     .split_once(':')
-                    .ok_or_else(|| invalid("WXLOGIN_CLIENTS: each client is `id:secret`"))?;
+                    .ok_or_else(|| invalid(format!("{var}: each client is `id:secret`")))?;
                 clients.push(Client {
                     id: id.to_string(),
                     secret: SecretString::from(secret.to_string()),
                     name: None,
                     redirect_uris: Vec::new(),
+                    admin,
                 });
             }
         }
@@ -106,6 +125,7 @@ impl TokensArgs {
                 secret: SecretString::from(c.secret.clone()),
                 name: c.name.clone(),
                 redirect_uris: c.redirect_uris.clone(),
+                admin: c.admin,
             });
         }
         for (i, c) in clients.iter().enumerate() {
@@ -136,6 +156,12 @@ impl TokensArgs {
             access_token_ttl: Duration::from_secs(self.access_token_ttl),
             key_publish_delay: Duration::from_secs(self.key_publish_delay),
             clients,
+            admin_users: self
+                .admin_users
+                .iter()
+                .map(|u| u.trim().to_lowercase())
+                .filter(|u| !u.is_empty())
+                .collect(),
         })
     }
 }
@@ -148,6 +174,7 @@ impl Tokens {
             access_token_ttl: Duration::from_secs(DEFAULT_ACCESS_TOKEN_TTL),
             key_publish_delay: Duration::from_secs(DEFAULT_KEY_PUBLISH_DELAY),
             clients: Vec::new(),
+            admin_users: Vec::new(),
         }
     }
 }

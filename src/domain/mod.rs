@@ -2,11 +2,13 @@
 //! the edge. No I/O and nothing else of ours here; `api` maps these to the wire, `store` keeps
 //! them, `accounts` decides with them.
 
+mod audit;
 mod input;
 mod phone;
 mod session;
 mod user;
 
+pub use audit::{AuditEvent, AuditQuery};
 pub use input::{
     AppId, CodeChallenge, CodeVerifier, Credentials, HttpUrl, IdempotencyKey, InvalidInput,
     Nickname, Password, Shaped, Username, WxCode,

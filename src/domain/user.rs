@@ -98,6 +98,8 @@ pub struct User {
     pub identities: Vec<Identity>,
     /// Sessions made before this time (unix milliseconds) are over: "sign out everywhere".
     pub sessions_not_before: Option<i64>,
+    /// An operator disabled the user: no sign-in, no session.
+    pub disabled: bool,
 }
 
 impl User {

@@ -23,7 +23,7 @@ const LEASE: u8 = 0;
 const VALUE: u8 = 1;
 /// The layout of a value's plain bytes; bumped when the cached types change, so that nodes of
 /// the old and new versions each see the other's entries as misses.
-const FORMAT: u8 = 3;
+const FORMAT: u8 = 4;
 
 type Result<T> = std::result::Result<T, StoreError>;
 

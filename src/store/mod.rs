@@ -4,6 +4,8 @@
 //! Every Redis key is named in `keys`; the flows ask the typed stores below (`sessions`,
 //! `tickets`, `replays`, `limits`, `wechat_tokens`, `users`) and never the raw `kv`.
 
+pub mod admin;
+pub mod audit;
 pub mod cache;
 mod credentials;
 mod identities;

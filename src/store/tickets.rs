@@ -185,6 +185,14 @@ impl Tickets {
         Ok(parse(self.open(&key, self.kv.take(&key).await?)))
     }
 
+    /// Forgets WeChat's web tokens of an identity.
+    pub async fn forget_web_tokens(&self, appid: &str, openid: &str) -> Result<()> {
+        self.kv
+            .del(&keys::web_tokens(appid, openid))
+            .await
+            .map(drop)
+    }
+
     /// Keeps WeChat's web tokens of an identity (sealed).
     pub async fn put_web_tokens(
         &self,

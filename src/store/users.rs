@@ -173,7 +173,8 @@ impl Users {
         let rows = sqlx::query(
             "SELECT u.id, u.username, u.nickname, u.avatar_url, u.phone_number, \
                     u.pure_phone_number, u.country_code, u.created_at, \
-                    i.provider, i.appid, i.openid, i.unionid, i.binding, u.sessions_not_before \
+                    i.provider, i.appid, i.openid, i.unionid, i.binding, u.sessions_not_before, \
+                    u.disabled_at \
              FROM users u LEFT JOIN identities i ON i.user_id = u.id \
              WHERE u.id = $1 ORDER BY i.created_at, i.appid",
         )
@@ -207,6 +208,7 @@ impl Users {
             created_at: r.get(7),
             identities,
             sessions_not_before: r.get(13),
+            disabled: r.get::<Option<i64>, _>(14).is_some(),
         }))
     }
 

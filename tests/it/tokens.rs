@@ -17,6 +17,7 @@ async fn app() -> TestApp {
             secret: CLIENT_SECRET.into(),
             name: None,
             redirect_uris: Vec::new(),
+            admin: false,
         }]
     })
     .await

@@ -1,0 +1,360 @@
+//! Users' rights and operators: deleting one's account, exporting what is stored, and the
+//! admin API (admin clients with HTTP Basic, admin users with their bearer token).
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const OPS: (&str, &str) = ("ops", "ops-secret-0123456789");
+
+async fn admin_app(db: Db, kv: Kv) -> TestApp {
+    spawn_with(db, kv, |c| {
+        c.tokens.clients.push(wxlogin::config::Client {
+            id: OPS.0.into(),
+            secret: OPS.1.into(),
+            name: None,
+            redirect_uris: Vec::new(),
+            admin: true,
+        });
+        c.tokens.admin_users = vec!["boss".into()];
+    })
+    .await
+}
+
+impl TestApp {
+    /// An admin API call as the admin client.
+    async fn admin(&self, method: &str, path: &str) -> Reply {
+        let resp = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .basic_auth(OPS.0, Some(OPS.1))
+            .send()
+            .await
+            .unwrap();
+        read_reply(resp).await
+    }
+
+    async fn events_of(&self, user_id: &str) -> Vec<Value> {
+        let r = self
+            .admin("GET", &format!("/admin/v1/audit?user={user_id}&limit=100"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["events"].as_array().unwrap().clone()
+    }
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+async fn deleting_my_account(app: TestApp) {
+    let person = format!("leaver-{}", uuid::Uuid::new_v4().simple());
+    let first = app.login(&person).await;
+    let token = first["token"].as_str().unwrap().to_string();
+    let access = first["accessToken"].as_str().unwrap().to_string();
+    let id = first["user"]["id"].as_str().unwrap().to_string();
+
+    // No proof, or a wrong one: nothing happens.
+    let r = app
+        .call("DELETE", "/api/v1/me", Some(&token), Some(json!({})))
+        .await;
+    assert_error(&r, 403, "reauthentication_required");
+    let wrong = json!({"code": app.wx_login("someone-else").await});
+    let r = app
+        .call("DELETE", "/api/v1/me", Some(&token), Some(wrong))
+        .await;
+    assert_error(&r, 403, "reauthentication_required");
+    assert_eq!(app.get("/api/v1/me", Some(&token)).await.status, 200);
+
+    let proof = json!({"code": app.wx_login(&person).await});
+    let r = app
+        .call("DELETE", "/api/v1/me", Some(&token), Some(proof))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(
+        &app.get("/api/v1/me", Some(&token)).await,
+        401,
+        "unauthenticated",
+    );
+    assert_error(
+        &app.get("/api/v1/me", Some(&access)).await,
+        401,
+        "unauthenticated",
+    );
+    assert_error(
+        &app.admin("GET", &format!("/admin/v1/users/{id}")).await,
+        404,
+        "not_found",
+    );
+
+    // The same WeChat user again: a new user.
+    let again = app.login(&person).await;
+    assert_eq!(again["isNewUser"], true);
+    assert_ne!(again["user"]["id"], first["user"]["id"]);
+
+    // The log keeps that it happened, and no client IP of that user.
+    let events = app.events_of(&id).await;
+    assert_eq!(kinds(&events)[0], "user_deleted");
+    assert!(kinds(&events).contains(&"signed_in"));
+    assert!(events.iter().all(|e| e["clientIp"].is_null()), "{events:?}");
+}
+
+#[tokio::test]
+async fn deleting_my_account_on_postgres_and_redis() {
+    deleting_my_account(admin_app(Db::Postgres, Kv::Redis).await).await;
+}
+
+#[tokio::test]
+async fn deleting_my_account_on_sqlite() {
+    deleting_my_account(admin_app(Db::Sqlite, Kv::Memory).await).await;
+}
+
+/// The export holds the profile, identities, phone, the session and the audit events; no token.
+#[tokio::test]
+async fn the_export_holds_what_is_stored_and_no_token() {
+    let app = admin_app(Db::Postgres, Kv::Redis).await;
+    let person = format!("exporter-{}", uuid::Uuid::new_v4().simple());
+    let session = app.login(&person).await;
+    let token = session["token"].as_str().unwrap();
+    let code = app
+        .emu(
+            "POST",
+            "/phone-code",
+            json!({"appid": APPID, "user": person}),
+        )
+        .await["code"]
+        .clone();
+    let r = app
+        .post("/api/v1/me/phone", Some(token), json!({ "code": code }))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get("/api/v1/me/export", Some(token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["user"]["id"], session["user"]["id"]);
+    assert!(r.body["user"]["phoneNumber"]
+        .as_str()
+        .unwrap()
+        .starts_with("+86"));
+    assert_eq!(r.body["user"]["identities"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["currentSession"]["appid"], APPID);
+    let kinds = kinds(r.body["auditEvents"].as_array().unwrap());
+    assert!(
+        kinds.contains(&"signed_in") && kinds.contains(&"phone_changed"),
+        "{kinds:?}"
+    );
+    assert!(!r.text.contains(token));
+    assert!(!r.text.contains(session["accessToken"].as_str().unwrap()));
+    assert_eq!(r.headers["cache-control"], "no-store");
+}
+
+/// Operators find users every way, disable one (whose live token stops at once on another
+/// node, and who cannot sign in), enable, end sessions, delete; every action is in the log
+/// with who did it.
+#[tokio::test]
+async fn operators_find_disable_enable_end_sessions_and_delete() {
+    let a = admin_app(Db::Postgres, Kv::Redis).await;
+    let b = start(a.config.clone(), a.emu.clone()).await;
+    let person = format!("member-{}", uuid::Uuid::new_v4().simple());
+    let session = b.login(&person).await;
+    let token = session["token"].as_str().unwrap().to_string();
+    let id = session["user"]["id"].as_str().unwrap().to_string();
+    let openid = session["user"]["identities"][0]["openid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wx = b.emu_user(&person, APPID).await;
+    let unionid = wx["unionid"].as_str().unwrap().to_string();
+
+    for q in [id.as_str(), openid.as_str(), unionid.as_str()] {
+        let r = a.admin("GET", &format!("/admin/v1/users?q={q}")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let found: Vec<&str> = r.body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(found, [id.as_str()], "by {q}");
+    }
+    // Paged: one at a time, the cursor leads on.
+    b.login(&format!("other-{person}")).await;
+    let r = a.admin("GET", "/admin/v1/users?limit=1").await;
+    assert_eq!(r.body["users"].as_array().unwrap().len(), 1);
+    let cursor = r.body["nextCursor"]
+        .as_str()
+        .expect("more than one user")
+        .to_string();
+    let next = a
+        .admin("GET", &format!("/admin/v1/users?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(next.status, 200, "{}", next.text);
+    assert_ne!(next.body["users"][0]["id"], r.body["users"][0]["id"]);
+    assert_error(
+        &a.admin("GET", "/admin/v1/users?cursor=%25%25").await,
+        400,
+        "invalid_request",
+    );
+
+    // Disabled on node a: the token stops on node b at once, and sign-in is refused.
+    let r = a
+        .admin("POST", &format!("/admin/v1/users/{id}/disable"))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(
+        &b.get("/api/v1/me", Some(&token)).await,
+        401,
+        "unauthenticated",
+    );
+    assert_error(&b.try_login(&person).await, 403, "account_disabled");
+    let detail = a.admin("GET", &format!("/admin/v1/users/{id}")).await;
+    assert_eq!(detail.body["disabled"], true);
+
+    let r = a
+        .admin("POST", &format!("/admin/v1/users/{id}/enable"))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let token = b.login(&person).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(b.get("/api/v1/me", Some(&token)).await.status, 200);
+
+    let r = a
+        .admin("POST", &format!("/admin/v1/users/{id}/sessions/end"))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(
+        &b.get("/api/v1/me", Some(&token)).await,
+        401,
+        "unauthenticated",
+    );
+
+    let r = a.admin("DELETE", &format!("/admin/v1/users/{id}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(
+        &a.admin("POST", &format!("/admin/v1/users/{id}/disable"))
+            .await,
+        404,
+        "not_found",
+    );
+
+    let events = a.events_of(&id).await;
+    let actions: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| !e["actor"].is_null())
+        .map(|e| (e["type"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("user_deleted", "client:ops"),
+            ("sessions_ended", "client:ops"),
+            ("user_enabled", "client:ops"),
+            ("user_disabled", "client:ops"),
+        ]
+    );
+    // A refused sign-in is in the log too (written by node b).
+    let r = a
+        .admin("GET", "/admin/v1/audit?type=sign_in_refused&limit=100")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// Who may call the admin API: admin clients and admin users; 401 without credentials or with
+/// a wrong secret, 403 for another user's token.
+#[tokio::test]
+async fn only_operators_call_the_admin_api() {
+    let app = admin_app(Db::Sqlite, Kv::Memory).await;
+    assert_error(
+        &app.get("/admin/v1/users", None).await,
+        401,
+        "unauthenticated",
+    );
+    let wrong = app
+        .http
+        .get(format!("{}/admin/v1/users", app.base))
+        .basic_auth(OPS.0, Some("not-the-secret-000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&read_reply(wrong).await, 401, "unauthenticated");
+    let someone = app.token("someone").await;
+    assert_error(
+        &app.get("/admin/v1/users", Some(&someone)).await,
+        403,
+        "forbidden",
+    );
+
+    // The operator "boss": an account with a password, signed in with it.
+    let boss = json!({"username": "boss", "password": "correct horse battery 8"});
+    assert_eq!(
+        app.post("/api/v1/accounts", None, boss.clone())
+            .await
+            .status,
+        201
+    );
+    let r = app.post("/api/v1/auth/password", None, boss).await;
+    let boss_token = r.body["token"].as_str().unwrap().to_string();
+    let r = app.get("/admin/v1/users?q=boss", Some(&boss_token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["users"][0]["username"], "boss");
+}
+
+/// No token, code, password, phone number or openid in any row of the audit log.
+#[tokio::test]
+async fn the_audit_log_holds_no_secret_and_names_no_phone_or_openid() {
+    let app = admin_app(Db::Postgres, Kv::Redis).await;
+    let person = format!("audited-{}", uuid::Uuid::new_v4().simple());
+    let code = app.wx_login(&person).await;
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"code": code, "appid": APPID}),
+        )
+        .await;
+    let token = r.body["token"].as_str().unwrap().to_string();
+    let openid = r.body["user"]["identities"][0]["openid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let phone_code = app
+        .emu(
+            "POST",
+            "/phone-code",
+            json!({"appid": APPID, "user": person}),
+        )
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .post(
+            "/api/v1/me/phone",
+            Some(&token),
+            json!({ "code": phone_code }),
+        )
+        .await;
+    let phone = r.body["phoneNumber"].as_str().unwrap().to_string();
+    let account =
+        json!({"username": format!("u{}", &person[8..20]), "password": "a wrong one 12345"});
+    app.post("/api/v1/auth/password", None, account).await;
+    app.post("/api/v1/auth/logout", Some(&token), json!({}))
+        .await;
+
+    let r = app.admin("GET", "/admin/v1/audit?limit=100").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(kinds(r.body["events"].as_array().unwrap()).contains(&"sign_in_failed"));
+    let secrets = [
+        &token[..],
+        &code,
+        &phone_code,
+        &phone,
+        &phone[3..],
+        &openid,
+        "a wrong one",
+    ];
+    for secret in secrets {
+        assert!(!r.text.contains(secret), "the audit log holds {secret}");
+    }
+}
