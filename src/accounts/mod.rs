@@ -44,7 +44,7 @@ pub use login::LoginInput;
 pub use oauth::{ClientAuth, Introspection};
 pub use phone::OpenData;
 pub use presence::Proof;
-pub use rights::detail_of;
+pub use rights::{detail_of, UserRecord};
 pub use sessions::{Authenticated, Credential, Refreshed};
 pub use sms::{SmsPurpose, RESEND_AFTER};
 

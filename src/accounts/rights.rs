@@ -4,21 +4,28 @@
 //! A deletion writes, in this order: (1) one SQL transaction deletes the identities and the
 //! user row, strips the client IPs from the user's audit events and records `user_deleted`
 //! (id and time only); the user cache entries are dropped before and after it (`store::users`
-//! `write`); (2) WeChat's web tokens of the identities are deleted from Redis; (3) the session
-//! of the request is deleted. The SQL commit is the point of no return: from then on every
-//! session and access token of the user fails, on every node, because its user is gone. If the
-//! process dies before the commit, nothing changed and the deletion can be asked again; after
-//! it, what may be left in Redis (web tokens, the sessions' own keys) names a user that no
-//! longer exists, opens nothing, and expires with its TTL.
+//! `write`); (2) every session listed under the user (`usess:`) is deleted from Redis, and the
+//! list; (3) WeChat's web tokens of the identities are deleted. The SQL commit is the point of
+//! no return: from then on every session and access token of the user fails, on every node,
+//! because its user is gone. If the process dies before the commit, nothing changed and the
+//! deletion can be asked again; after it, what may be left in Redis (sessions, web tokens)
+//! names a user that no longer exists, opens nothing, and expires with its TTL.
 
 use serde_json::{json, Value};
 
 use super::presence::Proof;
 use super::sessions::Authenticated;
 use super::{audit, Accounts};
-use crate::domain::{now, User};
+use crate::domain::{now, Session, User};
 use crate::error::{Code, Error, Result};
 use crate::store::audit::{AuditEvent, AuditQuery};
+
+/// What is stored about a user: the user, live sessions (no token), audit events.
+pub struct UserRecord {
+    pub user: User,
+    pub sessions: Vec<Session>,
+    pub events: Vec<AuditEvent>,
+}
 
 fn no_such_user() -> Error {
     Error::new(Code::NotFound, "There is no user with this id.")
@@ -28,9 +35,7 @@ impl Accounts {
     /// `DELETE /me`: the owner, proven present, erases their account.
     pub async fn delete_me(&self, auth: &Authenticated, proof: Proof) -> Result<()> {
         self.prove_presence(auth, proof).await?;
-        self.erase_user(&auth.user, None).await?;
-        self.inner.stores.sessions.delete(&auth.session_id).await?;
-        Ok(())
+        self.erase_user(&auth.user, None).await
     }
 
     /// Erases a user (see the module's comment for the order of the writes); `actor` is the
@@ -41,10 +46,14 @@ impl Accounts {
             event.client_ip = None;
         }
         event.actor = actor;
+        // The user's events still queued here are written first, so that the deletion strips
+        // their client IPs too.
+        self.inner.auditor.flush().await;
         let stores = &self.inner.stores;
         if !stores.users.delete_user(&user.id, &event).await? {
             return Err(no_such_user());
         }
+        stores.sessions.delete_all_of(&user.id).await?;
         for i in &user.identities {
             stores
                 .tickets
@@ -56,16 +65,27 @@ impl Accounts {
     }
 
     /// `GET /me/export`: everything stored about the user, no secret and no token: the profile
-    /// with identities and phone, and the audit events of the user.
-    pub async fn export(&self, auth: &Authenticated) -> Result<(User, Vec<AuditEvent>)> {
+    /// with identities and phone, the live sessions, and the audit events of the user.
+    pub async fn export(&self, auth: &Authenticated) -> Result<UserRecord> {
+        self.record_of(auth.user.clone(), 10_000).await
+    }
+
+    /// A user with their live sessions and latest `events` audit events.
+    async fn record_of(&self, user: User, events: u32) -> Result<UserRecord> {
         self.inner.auditor.flush().await;
         let q = AuditQuery {
-            user_id: Some(auth.user.id.clone()),
-            limit: 10_000,
+            user_id: Some(user.id.clone()),
+            limit: events,
             ..Default::default()
         };
-        let events = self.inner.stores.users.audit_events(&q).await?;
-        Ok((auth.user.clone(), events))
+        let stores = &self.inner.stores;
+        let events = stores.users.audit_events(&q).await?;
+        let sessions = stores.sessions.of_user(&user.id).await?;
+        Ok(UserRecord {
+            user,
+            sessions,
+            events,
+        })
     }
 
     /// An operator disables (`true`) or enables a user; a disabled user's sessions end at once
@@ -105,20 +125,23 @@ impl Accounts {
             return Err(no_such_user());
         }
         users.end_sessions(user_id, crate::domain::now_ms()).await?;
+        self.inner.stores.sessions.delete_all_of(user_id).await?;
         let mut event = audit::event("sessions_ended", Some(user_id), json!({}));
         event.actor = Some(actor.to_string());
         users.record_audit(&[event]).await?;
         Ok(())
     }
 
-    /// A user for an operator.
-    pub async fn user_for_admin(&self, user_id: &str) -> Result<User> {
-        self.inner
+    /// A user for an operator, with live sessions and the latest events.
+    pub async fn user_for_admin(&self, user_id: &str) -> Result<UserRecord> {
+        let user = self
+            .inner
             .stores
             .users
             .get(user_id)
             .await?
-            .ok_or_else(no_such_user)
+            .ok_or_else(no_such_user)?;
+        self.record_of(user, 20).await
     }
 
     /// The audit log, newest first (this thread's queued events written first).

@@ -294,6 +294,7 @@ impl Accounts {
             .end_sessions(user_id, now_ms())
             .await?;
         self.inner.stores.sessions.delete(&auth.session_id).await?;
+        self.inner.stores.sessions.delete_all_of(user_id).await?;
         tracing::info!(user_id = %user_id, event = "signed_out_everywhere", "signed out everywhere");
         self.audit("signed_out_everywhere", Some(user_id), json!({}));
         Ok(())

@@ -148,12 +148,31 @@ pub struct EventsPage {
     pub next_cursor: Option<String>,
 }
 
-/// A user with the latest events of the audit log about them.
+/// A live session: when it began, through which app (never its token).
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SessionInfo {
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub appid: Option<String>,
+}
+
+impl From<&crate::domain::Session> for SessionInfo {
+    fn from(s: &crate::domain::Session) -> Self {
+        SessionInfo {
+            created_at: s.created_at,
+            appid: s.appid.clone(),
+        }
+    }
+}
+
+/// A user with their live sessions and the latest events of the audit log about them.
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
 pub struct AdminUserDetail {
     #[oai(flatten)]
     pub user: AdminUserBody,
+    pub sessions: Vec<SessionInfo>,
     pub recent_events: Vec<AuditEventBody>,
 }
 
@@ -237,7 +256,7 @@ impl AdminApi {
         })))
     }
 
-    /// A user, with the latest audit events about them
+    /// A user, with their live sessions and the latest audit events about them
     #[oai(path = "/users/:id", method = "get", operation_id = "adminGetUser")]
     async fn user(
         &self,
@@ -245,16 +264,11 @@ impl AdminApi {
         id: Path<String>,
         _auth: AdminAuth,
     ) -> Reply<UserOk, AdminUserErrors> {
-        let user = accounts.user_for_admin(&id.0).await?;
-        let q = AuditQuery {
-            user_id: Some(id.0.clone()),
-            limit: 20,
-            ..Default::default()
-        };
-        let events = accounts.audit_log(&q).await?;
+        let record = accounts.user_for_admin(&id.0).await?;
         Ok(UserOk::Ok(Json(AdminUserDetail {
-            user: user.into(),
-            recent_events: events.into_iter().map(Into::into).collect(),
+            sessions: record.sessions.iter().map(Into::into).collect(),
+            user: record.user.into(),
+            recent_events: record.events.into_iter().map(Into::into).collect(),
         })))
     }
 

@@ -4,6 +4,7 @@ use poem::web::Data;
 use poem_openapi::types::Example;
 use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi};
 
+use super::admin::SessionInfo;
 use super::errors::{error_set, Reply};
 use super::model::{change, Field, PhoneBody, PhoneRequest, ProfilePatch, UserBody};
 use super::{BearerAuth, Tag};
@@ -129,19 +130,12 @@ pub struct ExportBody {
     pub user: UserBody,
     /// The session of this request: when it began, through which app.
     pub current_session: SessionInfo,
+    /// Every live session: when it began, through which app (never a token).
+    pub sessions: Vec<SessionInfo>,
     /// The audit log's events about the user, newest first.
     pub audit_events: Vec<super::admin::AuditEventBody>,
     /// RFC 3339.
     pub exported_at: String,
-}
-
-/// A session as the export shows it.
-#[derive(Object)]
-#[oai(rename_all = "camelCase")]
-pub struct SessionInfo {
-    /// Unix milliseconds.
-    pub created_at: i64,
-    pub appid: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -317,17 +311,14 @@ impl MeApi {
         accounts: Data<&Accounts>,
         auth: BearerAuth,
     ) -> Reply<ExportOk, MeErrors> {
-        let session = &auth.0.session;
-        let current_session = SessionInfo {
-            created_at: session.created_at,
-            appid: session.appid.clone(),
-        };
-        let (user, events) = accounts.export(&auth.0).await?;
+        let current_session = SessionInfo::from(&auth.0.session);
+        let record = accounts.export(&auth.0).await?;
         let now = std::time::SystemTime::now();
         Ok(ExportOk::Ok(Json(ExportBody {
-            user: user.into(),
+            sessions: record.sessions.iter().map(Into::into).collect(),
+            user: record.user.into(),
             current_session,
-            audit_events: events.into_iter().map(Into::into).collect(),
+            audit_events: record.events.into_iter().map(Into::into).collect(),
             exported_at: humantime::format_rfc3339_seconds(now).to_string(),
         })))
     }

@@ -4,6 +4,7 @@
 //! | key | holds | lives |
 //! |---|---|---|
 //! | `sess:` token digest | a session (sealed) | `WXLOGIN_SESSION_TTL`, sliding |
+//! | `usess:` hash of user id | the `sess:` keys of the user's sessions | the sessions' lifetime |
 //! | `isess:` appid `:` openid | sessions of an identity (before 0.2) | until unbinding |
 //! | `uc:u:` hash of user id | a cached user (sealed), or a lease | `USER_CACHE(_LEASE)` |
 //! | `uc:i:` hash of appid, openid | the same, by identity | as above |
@@ -94,6 +95,12 @@ pub fn session(id: &SessionId) -> String {
 /// The index of an identity's sessions that wxlogin before 0.2 kept.
 pub fn legacy_identity_sessions(appid: &str, openid: &str) -> String {
     format!("isess:{appid}:{openid}")
+}
+
+/// The sessions of a user (their keys), so that deleting the user deletes them.
+pub fn user_sessions(user_id: &str) -> String {
+    let h = sha256(&[b"sessions\0", user_id.as_bytes()]);
+    short_key("usess:", &h[..16])
 }
 
 /// The cached user of an id.

@@ -105,7 +105,12 @@ impl Sessions {
         if let Some((replay_key, bytes)) = &replay {
             entries.push((replay_key.as_str(), bytes.as_slice(), keys::LOGIN_REPLAY));
         }
-        self.kv.set_many(&entries).await?;
+        // Listed under the user (the session and the login's answer, which names the user),
+        // in the same round trip, for the user's deletion.
+        let index = keys::user_sessions(&session.user_id);
+        self.kv
+            .set_many_and_add(&entries, &index, self.max_age)
+            .await?;
         self.remember(&token.id(), session);
         Ok(token)
     }
@@ -175,6 +180,32 @@ impl Sessions {
     /// Ends a session; true when it existed.
     pub async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         self.kv.del(&keys::session(id)).await
+    }
+
+    /// Deletes every session listed under a user, and the list: how many were still there.
+    pub async fn delete_all_of(&self, user_id: &str) -> Result<usize, StoreError> {
+        let keys = self.kv.take_members(&keys::user_sessions(user_id)).await?;
+        let mut deleted = 0;
+        for key in &keys {
+            deleted += usize::from(self.kv.del(key).await?);
+        }
+        Ok(deleted)
+    }
+
+    /// The live sessions listed under a user, as stored (no token: only their contents).
+    pub async fn of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let mut live = Vec::new();
+        for key in self.kv.members(&keys::user_sessions(user_id)).await? {
+            let opened = self
+                .kv
+                .get(&key)
+                .await?
+                .and_then(|b| self.sealer.open(&key, &b));
+            if let Some(session) = opened.and_then(|plain| Session::decode(&plain)) {
+                live.push(session);
+            }
+        }
+        Ok(live)
     }
 }
 

@@ -176,7 +176,15 @@ impl Tickets {
     pub async fn put_web_ticket(&self, ticket: &str, record: &WebTicket) -> Result<()> {
         let key = keys::web_ticket(ticket);
         let sealed = self.sealer.seal(&key, &json(record));
-        self.kv.set(&key, &sealed, keys::WEB_TICKET).await
+        let entry = [(key.as_str(), sealed.as_slice(), keys::WEB_TICKET)];
+        if record.user_id.is_empty() {
+            return self.kv.set_many(&entry).await;
+        }
+        // Listed under its user, whose deletion deletes it.
+        let index = keys::user_sessions(&record.user_id);
+        self.kv
+            .set_many_and_add(&entry, &index, keys::WEB_TICKET)
+            .await
     }
 
     /// Takes a web sign-in's ticket.

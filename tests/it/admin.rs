@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use crate::nodes::redis_values;
 
 const OPS: (&str, &str) = ("ops", "ops-secret-0123456789");
 
@@ -357,4 +358,48 @@ async fn the_audit_log_holds_no_secret_and_names_no_phone_or_openid() {
     for secret in secrets {
         assert!(!r.text.contains(secret), "the audit log holds {secret}");
     }
+}
+
+/// After a deletion no Redis key of the user is left: none names the user's id (as text or as
+/// the UUID's bytes) or openid, with sealing off so that values are readable.
+#[tokio::test]
+async fn a_deletion_leaves_no_redis_key_of_the_user() {
+    let app = spawn_with(Db::Postgres, Kv::Redis, |c| c.storage.sealing_keys = None).await;
+    let person = format!("erased-{}", uuid::Uuid::new_v4().simple());
+    let first = app.login(&person).await;
+    let second = app.login(&person).await;
+    let token = second["token"].as_str().unwrap().to_string();
+    let id = first["user"]["id"].as_str().unwrap().to_string();
+    let openid = first["user"]["identities"][0]["openid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(app.get("/api/v1/me", Some(&token)).await.status, 200);
+    let uuid_bytes = uuid::Uuid::parse_str(&id).unwrap().as_bytes().to_vec();
+    let names = |values: &[Vec<u8>]| {
+        values.iter().any(|v| {
+            let contains = |needle: &[u8]| v.windows(needle.len()).any(|w| w == needle);
+            contains(id.as_bytes()) || contains(&uuid_bytes) || contains(openid.as_bytes())
+        })
+    };
+    assert!(
+        names(&redis_values(&app).await),
+        "the scan finds the user before"
+    );
+
+    let proof = json!({"code": app.wx_login(&person).await});
+    let r = app
+        .call("DELETE", "/api/v1/me", Some(&token), Some(proof))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(
+        !names(&redis_values(&app).await),
+        "a Redis key of the deleted user is left"
+    );
+    assert_error(
+        &app.get("/api/v1/me", Some(first["token"].as_str().unwrap()))
+            .await,
+        401,
+        "unauthenticated",
+    );
 }

@@ -81,7 +81,7 @@ async fn two_nodes_share_sessions_lockout_and_the_access_token() {
 }
 
 /// Every string value under this app's Redis prefix.
-async fn redis_values(app: &TestApp) -> Vec<Vec<u8>> {
+pub(crate) async fn redis_values(app: &TestApp) -> Vec<Vec<u8>> {
     let client = redis::Client::open(std::env::var("TEST_REDIS_URL").unwrap()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
