@@ -45,6 +45,8 @@ pub struct App {
     accounts: Accounts,
     edge: api::Edge,
     demo_page: Option<url::Url>,
+    /// How long the audit log keeps an event (None: for ever).
+    audit_retention: Option<std::time::Duration>,
 }
 
 /// Connects to the database and runs its migrations.
@@ -181,6 +183,7 @@ impl App {
                 deadline: config.server.request_deadline,
             },
             demo_page: config.demo_page.clone(),
+            audit_retention: config.storage.audit_retention,
         })
     }
 
@@ -193,8 +196,24 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         // Ends with the runtime: the process's, or this serving thread's.
         tokio::spawn(self.readiness.clone().watch(self.accounts.clone()));
+        if let Some(age) = self.audit_retention {
+            tokio::spawn(forget_old_audit_events(self.accounts.clone(), age));
+        }
         let routes = api::routes(self.accounts, self.edge, self.readiness, self.demo_page);
         serve(self.acceptor, routes, self.connections, shutdown).await
+    }
+}
+
+/// Enforces the audit log's retention: at start, then every hour.
+async fn forget_old_audit_events(accounts: Accounts, age: std::time::Duration) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match accounts.forget_old_audit_events(age).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "old audit events deleted"),
+            Err(e) => tracing::warn!(error = %e, "old audit events not deleted"),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::presence::Proof;
 use super::sessions::{wechat_part, Authenticated};
 use super::Accounts;
 use crate::domain::{now, Phone, PhoneNumber, Session, WxCode};
@@ -28,7 +29,13 @@ fn wechat_phone(phone_number: String, pure_phone_number: String, country_code: S
 
 impl Accounts {
     /// Reads the phone number with a `getPhoneNumber` code and stores it on the user.
-    pub async fn phone_by_code(&self, session: &Session, code: &WxCode) -> Result<Phone> {
+    pub async fn phone_by_code(
+        &self,
+        auth: &Authenticated,
+        code: &WxCode,
+        proof: Option<Proof>,
+    ) -> Result<Phone> {
+        let session = &auth.session;
         let (appid, openid) = wechat_part(session)?;
         let app = self.miniprogram(Some(appid))?;
         let tokens = &self.inner.wechat_tokens;
@@ -60,7 +67,7 @@ impl Accounts {
             }
         };
         let phone = wechat_phone(info.phone_number, info.pure_phone_number, info.country_code);
-        self.store_phone(session, phone).await
+        self.store_phone(auth, phone, proof).await
     }
 
     /// Reads the phone number from the older button's encryptedData and stores it on the user.
@@ -69,6 +76,7 @@ impl Accounts {
         auth: &Authenticated,
         encrypted_data: &str,
         iv: &str,
+        proof: Option<Proof>,
     ) -> Result<Phone> {
         let open = self.decrypt(auth, encrypted_data, iv, None).await?;
         let field = |name: &str| match open.data.get(name) {
@@ -87,10 +95,30 @@ impl Accounts {
             ));
         };
         let phone = wechat_phone(phone_number, pure_phone_number, country_code);
-        self.store_phone(&auth.session, phone).await
+        self.store_phone(auth, phone, proof).await
     }
 
-    pub(super) async fn store_phone(&self, session: &Session, phone: Phone) -> Result<Phone> {
+    /// Stores a phone on the user. Replacing another phone needs a proof of presence (a
+    /// stolen token must not move the account to the thief's number); the same number again
+    /// changes nothing and needs none.
+    pub(super) async fn store_phone(
+        &self,
+        auth: &Authenticated,
+        phone: Phone,
+        proof: Option<Proof>,
+    ) -> Result<Phone> {
+        let session = &auth.session;
+        let old = auth.user.phone_number.as_deref();
+        if old.is_some_and(|old| old != phone.phone_number) {
+            let proof = proof.ok_or_else(|| {
+                Error::new(
+                    Code::ReauthenticationRequired,
+                    "This account has another phone already: replacing it needs a proof that \
+                     you are here, `proofCode` (a fresh wx.login code) or `currentPassword`.",
+                )
+            })?;
+            self.prove_presence(auth, proof).await?;
+        }
         self.inner
             .stores
             .users

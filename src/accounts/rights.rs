@@ -227,3 +227,11 @@ impl Accounts {
         Ok((found, next))
     }
 }
+
+impl Accounts {
+    /// Deletes the audit log's events older than `age`; any number of nodes may run it at once.
+    pub async fn forget_old_audit_events(&self, age: std::time::Duration) -> Result<u64> {
+        let before = crate::domain::now_ms() - age.as_millis() as i64;
+        Ok(self.inner.stores.users.forget_audit_before(before).await?)
+    }
+}

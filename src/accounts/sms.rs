@@ -7,6 +7,7 @@ use rand::{rngs::OsRng, Rng};
 
 use serde_json::json;
 
+use super::presence::Proof;
 use super::sessions::Authenticated;
 use super::{Accounts, SignedIn};
 use crate::config::LoginPolicy;
@@ -207,8 +208,9 @@ impl Accounts {
         auth: &Authenticated,
         phone: &PhoneNumber,
         code: &SmsCode,
+        proof: Option<Proof>,
     ) -> Result<Phone> {
         self.check_sms_code(phone, SmsPurpose::Bind, code).await?;
-        self.store_phone(&auth.session, phone.to_phone()).await
+        self.store_phone(auth, phone.to_phone(), proof).await
     }
 }

@@ -97,8 +97,8 @@ error_set!(DeleteMeErrors:
 error_set!(PatchErrors: InvalidRequest, Unauthenticated, ServiceUnavailable);
 error_set!(PhoneErrors:
     InvalidRequest, DecryptFailed, WatermarkMismatch, WechatCodeInvalid, Unauthenticated,
-    SmsCodeInvalid, NotFound, Conflict, WechatRateLimited, RateLimited, WechatUnavailable,
-    WechatError, ServiceUnavailable
+    ReauthenticationRequired, SmsCodeInvalid, NotFound, Conflict, AccountLocked,
+    WechatRateLimited, RateLimited, WechatUnavailable, WechatError, ServiceUnavailable
 );
 
 #[derive(ApiResponse)]
@@ -183,8 +183,10 @@ impl MeApi {
     ///
     /// With `code` (the current `getPhoneNumber` button) the server asks WeChat's
     /// `getuserphonenumber`; with `encryptedData` and `iv` (the older button) it decrypts them
-    /// with the session's session_key and checks the watermark. A number that another user owns
-    /// is a 409.
+    /// with the session's session_key and checks the watermark; with `phoneNumber` and
+    /// `smsCode`, a code sent with `purpose: bind` verifies it. A number that another user owns
+    /// is a 409. Replacing the user's other phone needs `proofCode` (a fresh `wx.login` code)
+    /// or `currentPassword`, else 403 `reauthentication_required`.
     #[oai(path = "/phone", method = "post", operation_id = "setPhone")]
     async fn phone(
         &self,
@@ -192,32 +194,36 @@ impl MeApi {
         body: Json<PhoneRequest>,
         auth: BearerAuth,
     ) -> Reply<PhoneOk, PhoneErrors> {
-        let session = &auth.0.session;
+        let PhoneRequest {
+            code,
+            encrypted_data,
+            iv,
+            phone_number,
+            sms_code,
+            proof_code,
+            current_password,
+        } = body.0;
+        let proof = match (proof_code, current_password) {
+            (None, None) => None,
+            (Some(code), None) => Some(Proof::Code(code.0)),
+            (None, Some(password)) => Some(Proof::CurrentPassword(password.0)),
+            (Some(_), Some(_)) => {
+                let e = Error::invalid("Send one proof: `proofCode` or `currentPassword`.");
+                return Err(e.into());
+            }
+        };
+        let auth = &auth.0;
         let phone =
-            match body.0 {
-                PhoneRequest {
-                    code: Some(code),
-                    encrypted_data: None,
-                    iv: None,
-                    phone_number: None,
-                    sms_code: None,
-                } => accounts.phone_by_code(session, &code.0).await?,
-                PhoneRequest {
-                    code: None,
-                    encrypted_data: Some(data),
-                    iv: Some(iv),
-                    phone_number: None,
-                    sms_code: None,
-                } => accounts.phone_by_data(&auth.0, &data, &iv).await?,
-                PhoneRequest {
-                    code: None,
-                    encrypted_data: None,
-                    iv: None,
-                    phone_number: Some(phone),
-                    sms_code: Some(sms_code),
-                } => {
+            match (code, encrypted_data, iv, phone_number, sms_code) {
+                (Some(code), None, None, None, None) => {
+                    accounts.phone_by_code(auth, &code.0, proof).await?
+                }
+                (None, Some(data), Some(iv), None, None) => {
+                    accounts.phone_by_data(auth, &data, &iv, proof).await?
+                }
+                (None, None, None, Some(phone), Some(sms_code)) => {
                     accounts
-                        .phone_by_sms(&auth.0, &phone.0, &sms_code.0)
+                        .phone_by_sms(auth, &phone.0, &sms_code.0, proof)
                         .await?
                 }
                 _ => return Err(Error::invalid(

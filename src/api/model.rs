@@ -358,6 +358,12 @@ pub struct PhoneRequest {
     /// The code sent to `phoneNumber` by `POST /api/v1/sms/code` with `purpose: bind`.
     #[oai(write_only)]
     pub sms_code: Option<Field<SmsCode>>,
+    /// Where the user has another phone already: a fresh `wx.login` code as proof that the
+    /// owner is there (or `currentPassword`); without one, 403 `reauthentication_required`.
+    pub proof_code: Option<Field<WxCode>>,
+    /// The account's password, as the other proof for replacing a phone.
+    #[oai(write_only)]
+    pub current_password: Option<Field<Password>>,
 }
 
 impl Example for PhoneRequest {
@@ -370,6 +376,8 @@ impl Example for PhoneRequest {
             iv: None,
             phone_number: None,
             sms_code: None,
+            proof_code: None,
+            current_password: None,
         }
     }
 }

@@ -19,6 +19,8 @@ const DEFAULT_WECHAT_OPEN_BASE: &str = "https://open.weixin.qq.com";
 const DEFAULT_WECHAT_TIMEOUT_MS: u64 = 5000;
 const DEFAULT_WECHAT_MAX_CONCURRENT: usize = 256;
 const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Days the audit log keeps an event.
+const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 180;
 /// Requests one serving thread works on at once.
 const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 /// How long a request may wait for its turn beyond `WXLOGIN_MAX_IN_FLIGHT`.
@@ -196,6 +198,11 @@ pub struct StorageArgs {
     /// Prefix of every Redis key, so that several deployments can share one Redis.
     #[arg(long, env = "WXLOGIN_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
+
+    /// Days the audit log keeps an event; older ones are deleted every hour (by every node,
+    /// which does no harm). 0 keeps them for ever.
+    #[arg(long, env = "WXLOGIN_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_AUDIT_RETENTION_DAYS)]
+    pub audit_retention_days: u32,
 }
 
 /// Where users, sessions and caches are kept, checked.
@@ -205,6 +212,8 @@ pub struct Storage {
     pub redis_url: Option<SecretString>,
     pub sealing_keys: Option<SecretString>,
     pub redis_prefix: String,
+    /// How long the audit log keeps an event (None: for ever).
+    pub audit_retention: Option<Duration>,
 }
 
 impl fmt::Debug for Storage {
@@ -245,6 +254,7 @@ impl StorageArgs {
             redis_url: self.redis_url,
             sealing_keys: self.sealing_keys,
             redis_prefix: self.redis_prefix,
+            audit_retention: retention(self.audit_retention_days),
         })
     }
 }
@@ -256,8 +266,13 @@ impl Storage {
             redis_url: None,
             sealing_keys: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.into(),
+            audit_retention: retention(DEFAULT_AUDIT_RETENTION_DAYS),
         }
     }
+}
+
+fn retention(days: u32) -> Option<Duration> {
+    (days > 0).then(|| Duration::from_secs(u64::from(days) * 86_400))
 }
 
 /// How WeChat is reached.

@@ -403,3 +403,89 @@ async fn a_deletion_leaves_no_redis_key_of_the_user() {
         "unauthenticated",
     );
 }
+
+/// The audit log keeps events `WXLOGIN_AUDIT_RETENTION_DAYS` (180); each node deletes older
+/// ones at its start and every hour, which any number of nodes may do at once.
+#[tokio::test]
+async fn old_audit_events_are_deleted() {
+    use secrecy::ExposeSecret;
+    let a = admin_app(Db::Postgres, Kv::Redis).await;
+    a.login("recent").await;
+    let pool = sqlx::PgPool::connect(a.config.storage.database_url.expose_secret())
+        .await
+        .unwrap();
+    let long_ago = wxlogin::domain::now_ms() - 200 * 86_400_000;
+    sqlx::query("INSERT INTO audit_events (id, at, type) VALUES ($1, $2, 'ancient')")
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(long_ago)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.admin("GET", "/admin/v1/audit?type=ancient").await.body["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Two more nodes start, as every node's hour comes.
+    let _b = start(a.config.clone(), a.emu.clone()).await;
+    let _c = start(a.config.clone(), a.emu.clone()).await;
+    let mut left = 1;
+    for _ in 0..50 {
+        let r = a.admin("GET", "/admin/v1/audit?type=ancient").await;
+        left = r.body["events"].as_array().unwrap().len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the old event is gone");
+    let recent = a.admin("GET", "/admin/v1/audit?type=signed_in").await;
+    assert_eq!(
+        recent.body["events"].as_array().unwrap().len(),
+        1,
+        "the recent one stays"
+    );
+}
+
+/// Replacing a user's phone needs a proof of presence: a stolen token alone cannot move the
+/// account to another number. The same number again needs none.
+#[tokio::test]
+async fn replacing_a_phone_needs_a_proof_of_presence() {
+    use crate::sms::new_phone;
+    let app = admin_app(Db::Sqlite, Kv::Memory).await;
+    let clock = app.config.login.clock.clone();
+    let person = format!("mover-{}", uuid::Uuid::new_v4().simple());
+    let token = app.token(&person).await;
+    let (first, second) = (new_phone(), new_phone());
+    let code = app.sms_code(&first, "bind").await;
+    let body = json!({"phoneNumber": first, "smsCode": code});
+    assert_eq!(
+        app.post("/api/v1/me/phone", Some(&token), body)
+            .await
+            .status,
+        200
+    );
+
+    let code = app.sms_code(&second, "bind").await;
+    let body = json!({"phoneNumber": second, "smsCode": code});
+    let r = app.post("/api/v1/me/phone", Some(&token), body).await;
+    assert_error(&r, 403, "reauthentication_required");
+    assert_eq!(
+        app.get("/api/v1/me", Some(&token)).await.body["phoneNumber"],
+        first.as_str()
+    );
+
+    clock.advance(61);
+    let code = app.sms_code(&second, "bind").await;
+    let proof = app.wx_login(&person).await;
+    let body = json!({"phoneNumber": second, "smsCode": code, "proofCode": proof});
+    let r = app.post("/api/v1/me/phone", Some(&token), body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        app.get("/api/v1/me", Some(&token)).await.body["phoneNumber"],
+        second.as_str()
+    );
+}
