@@ -187,6 +187,11 @@ impl App {
         })
     }
 
+    /// The accounts this server serves (`wxlogin demo` makes its operator with them).
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
     /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port

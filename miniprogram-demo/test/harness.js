@@ -32,9 +32,11 @@ function startDemo(args = []) {
       if (server && emulator) {
         clearTimeout(timer);
         child.removeAllListeners('exit');
+        const operator = /operator console:\s+\S+\s+\(username (\S+), password (\S+)\)/.exec(out);
         resolve({
           server: server[1],
           emulator: emulator[1],
+          operator: operator && { username: operator[1], password: operator[2] },
           stop() {
             child.kill();
             for (const f of [db, db + '-wal', db + '-shm']) fs.rmSync(f, { force: true });

@@ -103,6 +103,11 @@ impl Accounts {
         if !users.set_disabled(user_id, at, &event).await? {
             return Err(no_such_user());
         }
+        if disabled {
+            // Ended for good: enabling the user later does not bring these sessions back.
+            users.end_sessions(user_id, crate::domain::now_ms()).await?;
+            self.inner.stores.sessions.delete_all_of(user_id).await?;
+        }
         Ok(())
     }
 

@@ -142,6 +142,15 @@ pub fn routes(
             }),
         );
     }
+    // The operators' console: one static page that uses the admin API.
+    route = route.at(
+        "/admin/",
+        poem::endpoint::make_sync(|_| {
+            Response::builder()
+                .content_type("text/html; charset=utf-8")
+                .body(include_str!("static/admin.html"))
+        }),
+    );
     route
         .nest("/docs", docs)
         .at(

@@ -10,6 +10,7 @@ use url::Url;
 
 use super::Failure;
 use crate::config::{AppCredentials, Config, LogFormat, LoginPolicy, Sms};
+use crate::domain::{Credentials, Password, Shaped, Username};
 use crate::{app, emulator, telemetry};
 
 /// The AppIDs that `wxlogin demo` configures (the first also in
@@ -85,11 +86,28 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     config.apps.official_account = Some(app_of(DEMO_OFFICIAL_ACCOUNT_APPID, &oa));
     config.apps.mobile_apps = vec![app_of(DEMO_APP_APPID, &mobile)];
     config.sms = Some(Sms::emulator(Url::parse(&emulator_url)?));
+    // An operator for the console, new at each start (the demo's database may outlive it).
+    let operator = format!("operator-{}", &secret()[..6]);
+    let operator_password = secret();
+    config.tokens.admin_users = vec![operator.clone()];
     config.demo_page = Some(Url::parse(&emulator_url)?);
     let server = app::App::build(&config).await?;
+    let credentials = Credentials {
+        username: Username::parse(operator.clone()).map_err(|e| Failure::from(e.0))?,
+        password: Password::parse(operator_password.clone()).map_err(|e| Failure::from(e.0))?,
+    };
+    server
+        .accounts()
+        .register(credentials)
+        .await
+        .map_err(|e| Failure::from(e.message))?;
     println!("wxlogin demo");
     println!("  API and Swagger UI:  {server_url}/docs");
     println!("  web sign-in demo:    {server_url}/demo/");
+    println!(
+        "  operator console:    {server_url}/admin/  (username {operator}, password \
+         {operator_password})"
+    );
     println!("  WeChat emulator:     {emulator_url}/__emulator/docs");
     println!("  SMS inbox:           {emulator_url}/__emulator/sms?phone=%2B8613800138000");
     println!("  demo mini program:   appid {DEMO_MINIPROGRAM_APPID}");

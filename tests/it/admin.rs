@@ -214,6 +214,12 @@ async fn operators_find_disable_enable_end_sessions_and_delete() {
         .admin("POST", &format!("/admin/v1/users/{id}/enable"))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
+    // The sessions ended with the disabling stay ended.
+    assert_error(
+        &b.get("/api/v1/me", Some(&token)).await,
+        401,
+        "unauthenticated",
+    );
     let token = b.login(&person).await["token"]
         .as_str()
         .unwrap()
