@@ -106,6 +106,7 @@ impl From<User> for AdminUserBody {
 pub struct UsersPage {
     pub users: Vec<AdminUserBody>,
     /// Send as `cursor` for the next page; null on the last.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -117,10 +118,14 @@ pub struct AuditEventBody {
     pub at: i64,
     #[oai(rename = "type")]
     pub kind: String,
+    #[oai(nullable)]
     pub user_id: Option<String>,
+    #[oai(nullable)]
     pub client_ip: Option<String>,
+    #[oai(nullable)]
     pub request_id: Option<String>,
     /// Who, for an operator's action (`client:<id>`, `user:<id>`).
+    #[oai(nullable)]
     pub actor: Option<String>,
     /// Which way, which app, why.
     pub detail: Value,
@@ -145,6 +150,8 @@ impl From<AuditEvent> for AuditEventBody {
 #[oai(rename_all = "camelCase")]
 pub struct EventsPage {
     pub events: Vec<AuditEventBody>,
+    /// Send as `cursor` for the next page; null on the last.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -154,6 +161,8 @@ pub struct EventsPage {
 pub struct SessionInfo {
     /// Unix milliseconds.
     pub created_at: i64,
+    /// Null for a session signed in with a password or an SMS code.
+    #[oai(nullable)]
     pub appid: Option<String>,
 }
 
@@ -344,14 +353,16 @@ impl AdminApi {
 
     /// The audit log, newest first
     ///
-    /// Filtered by `user` (an id) and `type`; paged with `cursor`. No token, code, password,
-    /// phone number or openid is in any event.
+    /// Filtered by `user` (an id), `type` and `before` (a time); paged with `cursor`. No
+    /// token, code, password, phone number or openid is in any event.
     #[oai(path = "/audit", method = "get", operation_id = "adminAudit")]
     async fn audit(
         &self,
         accounts: poem::web::Data<&Accounts>,
         user: Query<Option<String>>,
         #[oai(name = "type")] kind: Query<Option<String>>,
+        /// Only events before this time (Unix milliseconds).
+        before: Query<Option<i64>>,
         cursor: Query<Option<String>>,
         limit: Query<Option<u32>>,
         _auth: AdminAuth,
@@ -362,7 +373,8 @@ impl AdminApi {
                 let (at, id) = c.split_once(':').ok_or_else(bad_cursor)?;
                 Some((at.parse::<i64>().map_err(|_| bad_cursor())?, id.to_string()))
             }
-            None => None,
+            // Before a time: every event of an earlier millisecond.
+            None => before.0.map(|at| (at, String::new())),
         };
         let q = AuditQuery {
             user_id: user.0,

@@ -435,6 +435,18 @@ async fn old_audit_events_are_deleted() {
         1
     );
 
+    // `before` a time: only the old one.
+    let at = wxlogin::domain::now_ms() - 100 * 86_400_000;
+    let before = a
+        .admin("GET", &format!("/admin/v1/audit?before={at}"))
+        .await;
+    assert_eq!(
+        kinds(before.body["events"].as_array().unwrap()),
+        ["ancient"],
+        "{}",
+        before.text
+    );
+
     // Two more nodes start, as every node's hour comes.
     let _b = start(a.config.clone(), a.emu.clone()).await;
     let _c = start(a.config.clone(), a.emu.clone()).await;
