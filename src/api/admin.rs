@@ -356,6 +356,7 @@ impl AdminApi {
     /// Filtered by `user` (an id), `type` and `before` (a time); paged with `cursor`. No
     /// token, code, password, phone number or openid is in any event.
     #[oai(path = "/audit", method = "get", operation_id = "adminAudit")]
+    #[allow(clippy::too_many_arguments)] // poem-openapi takes each query parameter apart
     async fn audit(
         &self,
         accounts: poem::web::Data<&Accounts>,
