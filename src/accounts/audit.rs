@@ -1,9 +1,11 @@
-//! The audit log's writer: events go to a bounded queue and a task of this serving thread
-//! writes them in batches, so that a sign-in waits for no extra SQL write. Each event carries
-//! the request's id, client IP and route (`telemetry::current_request`). An operator's action
-//! and a deletion are written in their own transaction instead (`store`), where they cannot be
-//! lost. What the queue holds when the process dies is lost; a full queue (the database down
-//! for long) drops events, with a warning.
+//! The audit log's writer. An event that comes with a change in SQL (a binding, an unbinding,
+//! a phone set, credentials set, a deletion, a disable or enable) is written in the change's
+//! own transaction (`store`, with `event` here). The others (sign-ins, failed and refused
+//! sign-ins, lockouts, sign-outs, revocations, refused proofs), which come with no SQL write,
+//! go to a bounded queue that a task of this serving thread writes in batches, so that a
+//! sign-in waits for no SQL write; what the queue holds when the process dies is lost, and a
+//! full queue (the database down for long) drops events, with a warning. Each event carries the
+//! request's id, client IP and route (`telemetry::current_request`).
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};

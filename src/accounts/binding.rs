@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::audit;
 use super::presence::Proof;
 use super::sessions::Authenticated;
 use super::{Accounts, SignedIn};
@@ -115,7 +116,12 @@ impl Accounts {
             .inner
             .stores
             .users
-            .set_credentials(user_id, &credentials.username, &hash)
+            .set_credentials(
+                user_id,
+                &credentials.username,
+                &hash,
+                &audit::event("credentials_set", Some(user_id), json!({})),
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => username_taken(),
@@ -128,7 +134,6 @@ impl Accounts {
             ));
         }
         tracing::info!(user_id = %user_id, event = "credentials_set", "credentials set");
-        self.audit("credentials_set", Some(user_id), json!({}));
         self.user(user_id).await
     }
 
@@ -156,7 +161,8 @@ impl Accounts {
         };
         self.prove_presence(auth, proof).await?;
         let stores = &self.inner.stores;
-        match stores.users.unbind(user_id, appid).await? {
+        let event = audit::event("identity_unbound", Some(user_id), json!({"appid": appid}));
+        match stores.users.unbind(user_id, appid, &event).await? {
             Unbound::Done(openid) => {
                 let ended = stores.sessions.end_identity(appid, &openid).await?;
                 tracing::info!(
@@ -166,7 +172,6 @@ impl Accounts {
                     event = "identity_unbound",
                     "identity unbound"
                 );
-                self.audit("identity_unbound", Some(user_id), json!({"appid": appid}));
                 Ok(())
             }
             Unbound::NotFound => Err(Error::new(

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::Accounts;
+use super::{audit, Accounts};
 use crate::config::LoginPolicy;
 use crate::domain::{Credentials, Identity, User};
 use crate::error::{Code, Error, Result};
@@ -28,6 +28,12 @@ pub(super) struct Resolved {
     pub is_new_user: bool,
     /// The identity's unionid is on record.
     pub unionid_known: bool,
+}
+
+/// The audit event of an identity bound to a user (`by`: `unionid` or `account`).
+fn bound_event(user_id: &str, identity: &Identity, by: &str) -> crate::store::audit::AuditEvent {
+    let detail = json!({"appid": identity.appid, "provider": identity.provider.as_str(), "by": by});
+    audit::event("identity_bound", Some(user_id), detail)
 }
 
 fn already_bound() -> Error {
@@ -90,7 +96,13 @@ impl Accounts {
             None => None,
         };
         Ok(match (linked, self.policy()) {
-            (Some(owner), _) => found(users.link_identity(&owner, identity).await?.owner, false),
+            (Some(owner), _) => {
+                let event = bound_event(&owner, identity, "unionid");
+                found(
+                    users.link_identity(&owner, identity, &event).await?.owner,
+                    false,
+                )
+            }
             (None, LoginPolicy::AutoRegister) => {
                 let made = users.create_with_identity(identity).await?;
                 found(made.user_id, made.created)
@@ -121,7 +133,11 @@ impl Accounts {
             .inner
             .stores
             .users
-            .link_identity(user_id, identity)
+            .link_identity(
+                user_id,
+                identity,
+                &bound_event(user_id, identity, "account"),
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => already_bound(),
@@ -139,8 +155,6 @@ impl Accounts {
             event = "identity_bound",
             "identity bound to an account"
         );
-        let detail = json!({"appid": identity.appid, "provider": identity.provider.as_str()});
-        self.audit("identity_bound", Some(user_id), detail);
         Ok(())
     }
 }

@@ -27,6 +27,11 @@ fn wechat_phone(phone_number: String, pure_phone_number: String, country_code: S
     }
 }
 
+/// The audit event of a user's phone set or replaced (the number itself is never in the log).
+pub(super) fn phone_changed(user_id: &str) -> crate::store::audit::AuditEvent {
+    super::audit::event("phone_changed", Some(user_id), json!({}))
+}
+
 impl Accounts {
     /// Reads the phone number with a `getPhoneNumber` code and stores it on the user.
     pub async fn phone_by_code(
@@ -122,9 +127,8 @@ impl Accounts {
         self.inner
             .stores
             .users
-            .set_phone(&session.user_id, &phone)
+            .set_phone(&session.user_id, &phone, &phone_changed(&session.user_id))
             .await?;
-        self.audit("phone_changed", Some(&session.user_id), json!({}));
         Ok(phone)
     }
 

@@ -5,8 +5,7 @@
 
 use rand::{rngs::OsRng, Rng};
 
-use serde_json::json;
-
+use super::phone::phone_changed;
 use super::presence::Proof;
 use super::sessions::Authenticated;
 use super::{Accounts, SignedIn};
@@ -194,9 +193,8 @@ impl Accounts {
         self.inner
             .stores
             .users
-            .set_phone(&user_id, &phone.to_phone())
+            .set_phone(&user_id, &phone.to_phone(), &phone_changed(&user_id))
             .await?;
-        self.audit("phone_changed", Some(&user_id), json!({}));
         self.start_session_by_id(&user_id, false, Session::password(&user_id))
             .await
     }

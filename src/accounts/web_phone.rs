@@ -5,8 +5,7 @@
 //! phone it is (say, from the mini program's phone button), or the user it belonged to already,
 //! or a new user made with the identity and the phone in one transaction.
 
-use serde_json::json;
-
+use super::phone::phone_changed;
 use super::sms::SmsPurpose;
 use super::{Accounts, SignedIn};
 use crate::config::LoginPolicy;
@@ -106,7 +105,9 @@ impl Accounts {
         let verified = phone.to_phone();
         let (user_id, is_new_user) = match p.user_id {
             Some(user_id) => {
-                users.set_phone(&user_id, &verified).await?;
+                users
+                    .set_phone(&user_id, &verified, &phone_changed(&user_id))
+                    .await?;
                 if users.find_identity(&p.appid, &p.openid).await?.is_none() {
                     self.link_to_account(&user_id, &identity).await?;
                 }
@@ -123,7 +124,8 @@ impl Accounts {
                         .await?;
                     if !made.created {
                         // A concurrent sign-in of the identity made its user first.
-                        users.set_phone(&made.user_id, &verified).await?;
+                        let event = phone_changed(&made.user_id);
+                        users.set_phone(&made.user_id, &verified, &event).await?;
                     }
                     (made.user_id, made.created)
                 }
@@ -141,7 +143,6 @@ impl Accounts {
             event = "phone_bound",
             "web sign-in bound a verified phone"
         );
-        self.audit("phone_changed", Some(&user_id), json!({"appid": p.appid}));
         let session = Session::web(&user_id, &p.appid, &p.openid);
         self.start_session_by_id(&user_id, is_new_user, session)
             .await

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::audit::{insert_audit, AuditEvent};
 use super::users::{unique_violation, Users};
 use super::StoreError;
 use crate::domain::{now, Username};
@@ -59,15 +60,17 @@ impl Users {
         }))
     }
 
-    /// Gives a user without credentials a username and password hash. False where the user has
-    /// credentials already; a username taken is a conflict.
+    /// Gives a user without credentials a username and password hash, with its audit event in
+    /// the same transaction. False where the user has credentials already; a username taken is
+    /// a conflict.
     pub async fn set_credentials(
         &self,
         user_id: &str,
         username: &Username,
         password_hash: &str,
+        audit: &AuditEvent,
     ) -> Result<bool> {
-        let write = self.set_credentials_sql(user_id, username, password_hash);
+        let write = self.set_credentials_sql(user_id, username, password_hash, audit);
         self.write(user_id, None, write).await
     }
 
@@ -76,7 +79,9 @@ impl Users {
         user_id: &str,
         username: &Username,
         password_hash: &str,
+        audit: &AuditEvent,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET username = $1, username_key = $2, password_hash = $3, \
              updated_at = $4 WHERE id = $5 AND password_hash IS NULL",
@@ -86,9 +91,15 @@ impl Users {
         .bind(password_hash)
         .bind(now())
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| unique_violation(e, "this username"))?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

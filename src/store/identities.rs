@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::audit::{insert_audit, AuditEvent};
 use super::users::{unique_violation, Users};
 use super::StoreError;
 use crate::domain::{now, Created, Identity, Linked, Phone, Unbound};
@@ -67,14 +68,29 @@ impl Users {
         })
     }
 
-    /// Adds `identity` to an existing user. Where the openid is taken already, returns its owner.
-    pub async fn link_identity(&self, user_id: &str, identity: &Identity) -> Result<Linked> {
+    /// Adds `identity` to an existing user, with its audit event in the same transaction.
+    /// Where the openid is taken already, returns its owner.
+    pub async fn link_identity(
+        &self,
+        user_id: &str,
+        identity: &Identity,
+        audit: &AuditEvent,
+    ) -> Result<Linked> {
         let new = Some((identity.appid.as_str(), identity.openid.as_str()));
-        self.write(user_id, new, self.link_identity_sql(user_id, identity))
-            .await
+        self.write(
+            user_id,
+            new,
+            self.link_identity_sql(user_id, identity, audit),
+        )
+        .await
     }
 
-    async fn link_identity_sql(&self, user_id: &str, identity: &Identity) -> Result<Linked> {
+    async fn link_identity_sql(
+        &self,
+        user_id: &str,
+        identity: &Identity,
+        audit: &AuditEvent,
+    ) -> Result<Linked> {
         let mut tx = self.pool.begin().await?;
         let inserted = insert_identity(&mut tx, user_id, identity, now())
             .await
@@ -82,6 +98,9 @@ impl Users {
                 StoreError::Conflict(_) => StoreError::Conflict("an identity of this app"),
                 e => e,
             })?;
+        if inserted {
+            insert_audit(&mut tx, audit).await?;
+        }
         tx.commit().await?;
         if inserted {
             Ok(Linked {
@@ -141,13 +160,13 @@ impl Users {
     /// Removes a user's identity of an app, unless it is the user's last way to sign in (no
     /// other identity and no password). Checked and done in one transaction; the row lock on
     /// the user keeps two concurrent unbindings from removing both last ways.
-    pub async fn unbind(&self, user_id: &str, appid: &str) -> Result<Unbound> {
+    pub async fn unbind(&self, user_id: &str, appid: &str, audit: &AuditEvent) -> Result<Unbound> {
         // The identity it removes is among the user's entries, dropped before and after.
-        self.write(user_id, None, self.unbind_sql(user_id, appid))
+        self.write(user_id, None, self.unbind_sql(user_id, appid, audit))
             .await
     }
 
-    async fn unbind_sql(&self, user_id: &str, appid: &str) -> Result<Unbound> {
+    async fn unbind_sql(&self, user_id: &str, appid: &str, audit: &AuditEvent) -> Result<Unbound> {
         let mut tx = self.pool.begin().await?;
         // A write first: it takes the user's row lock (PostgreSQL) or the write lock (SQLite).
         sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
@@ -186,6 +205,7 @@ impl Users {
             .bind(appid)
             .execute(&mut *tx)
             .await?;
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(Unbound::Done(openid))
     }

@@ -9,6 +9,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::{migrate::Migrator, Row};
 
+use super::audit::AuditEvent;
 use super::cache::Cache;
 use super::{keys, StoreError};
 use crate::domain::{now, Identity, Phone, ProfileChange, Provider, User};
@@ -290,12 +291,15 @@ impl Users {
         Ok(())
     }
 
-    /// Stores a phone number on a user; a number owned by another user is a conflict.
-    pub async fn set_phone(&self, id: &str, phone: &Phone) -> Result<()> {
-        self.write(id, None, self.set_phone_sql(id, phone)).await
+    /// Stores a phone number on a user, with its audit event in the same transaction; a number
+    /// owned by another user is a conflict.
+    pub async fn set_phone(&self, id: &str, phone: &Phone, audit: &AuditEvent) -> Result<()> {
+        self.write(id, None, self.set_phone_sql(id, phone, audit))
+            .await
     }
 
-    async fn set_phone_sql(&self, id: &str, phone: &Phone) -> Result<()> {
+    async fn set_phone_sql(&self, id: &str, phone: &Phone, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE users SET phone_number = $1, pure_phone_number = $2, country_code = $3, \
                 updated_at = $4 WHERE id = $5",
@@ -305,9 +309,11 @@ impl Users {
         .bind(&phone.country_code)
         .bind(now())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| unique_violation(e, "this phone number"))?;
+        super::audit::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 }
