@@ -23,7 +23,8 @@ use crate::store::audit::{AuditEvent, AuditQuery};
 /// What is stored about a user: the user, live sessions (no token), audit events.
 pub struct UserRecord {
     pub user: User,
-    pub sessions: Vec<Session>,
+    /// With when each was last used (Unix ms).
+    pub sessions: Vec<(Session, i64)>,
     pub events: Vec<AuditEvent>,
 }
 

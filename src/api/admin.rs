@@ -164,6 +164,9 @@ pub struct SessionInfo {
     /// Null for a session signed in with a password or an SMS code.
     #[oai(nullable)]
     pub appid: Option<String>,
+    /// When it was last used (Unix milliseconds), as its sliding lifetime tells.
+    #[oai(nullable)]
+    pub last_used: Option<i64>,
 }
 
 impl From<&crate::domain::Session> for SessionInfo {
@@ -171,6 +174,16 @@ impl From<&crate::domain::Session> for SessionInfo {
         SessionInfo {
             created_at: s.created_at,
             appid: s.appid.clone(),
+            last_used: None,
+        }
+    }
+}
+
+impl From<&(crate::domain::Session, i64)> for SessionInfo {
+    fn from((s, last_used): &(crate::domain::Session, i64)) -> Self {
+        SessionInfo {
+            last_used: Some(*last_used),
+            ..SessionInfo::from(s)
         }
     }
 }

@@ -192,8 +192,9 @@ impl Sessions {
         Ok(deleted)
     }
 
-    /// The live sessions listed under a user, as stored (no token: only their contents).
-    pub async fn of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+    /// The live sessions listed under a user, as stored (no token: only their contents), each
+    /// with when it was last used (Unix ms), as its sliding time to live tells.
+    pub async fn of_user(&self, user_id: &str) -> Result<Vec<(Session, i64)>, StoreError> {
         let mut live = Vec::new();
         for key in self.kv.members(&keys::user_sessions(user_id)).await? {
             let opened = self
@@ -201,9 +202,15 @@ impl Sessions {
                 .get(&key)
                 .await?
                 .and_then(|b| self.sealer.open(&key, &b));
-            if let Some(session) = opened.and_then(|plain| Session::decode(&plain)) {
-                live.push(session);
-            }
+            let Some(session) = opened.and_then(|plain| Session::decode(&plain)) else {
+                continue;
+            };
+            // Each use restarts the TTL (capped near the absolute lifetime's end, where this
+            // estimate says later than it was).
+            let left = self.kv.ttl(&key).await?.unwrap_or(0);
+            let idle = self.ttl.as_secs().saturating_sub(left) as i64;
+            let last_used = (now_ms() - idle * 1000).max(session.created_at);
+            live.push((session, last_used));
         }
         Ok(live)
     }

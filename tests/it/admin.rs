@@ -138,6 +138,11 @@ async fn the_export_holds_what_is_stored_and_no_token() {
         .starts_with("+86"));
     assert_eq!(r.body["user"]["identities"].as_array().unwrap().len(), 1);
     assert_eq!(r.body["currentSession"]["appid"], APPID);
+    let sessions = r.body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert!(
+        sessions[0]["lastUsed"].as_i64().unwrap() >= sessions[0]["createdAt"].as_i64().unwrap()
+    );
     let kinds = kinds(r.body["auditEvents"].as_array().unwrap());
     assert!(
         kinds.contains(&"signed_in") && kinds.contains(&"phone_changed"),
@@ -152,9 +157,20 @@ async fn the_export_holds_what_is_stored_and_no_token() {
 /// node, and who cannot sign in), enable, end sessions, delete; every action is in the log
 /// with who did it.
 #[tokio::test]
-async fn operators_find_disable_enable_end_sessions_and_delete() {
+async fn operators_on_two_nodes_of_postgres_and_redis() {
     let a = admin_app(Db::Postgres, Kv::Redis).await;
     let b = start(a.config.clone(), a.emu.clone()).await;
+    operators_find_disable_enable_end_sessions_and_delete(&a, &b).await;
+}
+
+#[tokio::test]
+async fn operators_on_sqlite_and_the_in_process_store() {
+    let app = admin_app(Db::Sqlite, Kv::Memory).await;
+    operators_find_disable_enable_end_sessions_and_delete(&app, &app).await;
+}
+
+/// The operators' flow with node `a` for the operator and node `b` for the user.
+async fn operators_find_disable_enable_end_sessions_and_delete(a: &TestApp, b: &TestApp) {
     let person = format!("member-{}", uuid::Uuid::new_v4().simple());
     let session = b.login(&person).await;
     let token = session["token"].as_str().unwrap().to_string();
@@ -402,6 +418,19 @@ async fn a_deletion_leaves_no_redis_key_of_the_user() {
         !names(&redis_values(&app).await),
         "a Redis key of the deleted user is left"
     );
+    // And no row of the user in SQL.
+    use secrecy::ExposeSecret;
+    let pool = sqlx::PgPool::connect(app.config.storage.database_url.expose_secret())
+        .await
+        .unwrap();
+    for table in ["users WHERE id = $1", "identities WHERE user_id = $1"] {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "{table}");
+    }
     assert_error(
         &app.get("/api/v1/me", Some(first["token"].as_str().unwrap()))
             .await,
