@@ -145,30 +145,34 @@ fn expected_signature(
     Some(hex::encode(hmac_sha256(&k_signing, to_sign.as_bytes())))
 }
 
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+pub(super) fn days_in_year(y: i64) -> i64 {
+    if is_leap(y) {
+        366
+    } else {
+        365
+    }
+}
+
+/// The days of each month of a year.
+pub(super) fn month_lengths(y: i64) -> [i64; 12] {
+    let feb = if is_leap(y) { 29 } else { 28 };
+    [31, feb, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+}
+
 /// The civil UTC date of a Unix time, `YYYY-MM-DD`.
 fn civil_date(t: i64) -> String {
     let days = t.div_euclid(86_400);
     // Walk years, then months: slow and plain, which is what a check should be.
     let (mut year, mut left) = (1970i64, days);
-    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    while left >= if leap(year) { 366 } else { 365 } {
-        left -= if leap(year) { 366 } else { 365 };
+    while left >= days_in_year(year) {
+        left -= days_in_year(year);
         year += 1;
     }
-    let lengths = [
-        31,
-        if leap(year) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    let lengths = month_lengths(year);
     let mut month = 0;
     while left >= lengths[month] {
         left -= lengths[month];

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
-use super::sms::SentSms;
+use super::sms::{days_in_year, month_lengths, SentSms};
 use super::Emulator;
 use crate::config::{
     EMULATOR_ACCESS_KEY_ID, EMULATOR_ACCESS_KEY_SECRET, EMULATOR_SIGN_NAME, EMULATOR_TEMPLATE_CODE,
@@ -85,24 +85,8 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, min, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
     // Days from 1970-01-01 to the date (a plain count of years and months).
-    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let mut days = (1970..y)
-        .map(|y| if leap(y) { 366 } else { 365 })
-        .sum::<i64>();
-    let lengths = [
-        31,
-        if leap(y) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    let mut days = (1970..y).map(days_in_year).sum::<i64>();
+    let lengths = month_lengths(y);
     days += lengths
         .iter()
         .take((m - 1).clamp(0, 12) as usize)

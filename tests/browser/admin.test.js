@@ -7,7 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
+const { launchChromium } = require('./browser.js');
 const { startDemo, post } = require('../../miniprogram-demo/test/harness.js');
 
 const MINIPROGRAM = 'wx1000000000000001';
@@ -16,10 +16,7 @@ test('an operator finds, disables, enables and deletes a user', async (t) => {
   const demo = await startDemo();
   t.after(() => demo.stop());
   assert.ok(demo.operator, 'the demo printed an operator');
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.setDefaultTimeout(10000);

@@ -3,7 +3,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
+const { launchChromium } = require('./browser.js');
 const { startDemo, post } = require('../../miniprogram-demo/test/harness.js');
 
 const MINIPROGRAM = 'wx1000000000000001';
@@ -11,10 +11,7 @@ const MINIPROGRAM = 'wx1000000000000001';
 test('website QR login and Official Account pages sign in the mini program user', async (t) => {
   const demo = await startDemo();
   t.after(() => demo.stop());
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   t.after(() => browser.close());
   const page = await browser.newPage();
   page.setDefaultTimeout(10000);
