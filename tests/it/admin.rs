@@ -182,7 +182,25 @@ async fn operators_find_disable_enable_end_sessions_and_delete(a: &TestApp, b: &
     let wx = b.emu_user(&person, APPID).await;
     let unionid = wx["unionid"].as_str().unwrap().to_string();
 
-    for q in [id.as_str(), openid.as_str(), unionid.as_str()] {
+    // A phone from the phone button: found by its 11 mainland digits as by its E.164 form.
+    let code = b
+        .emu(
+            "POST",
+            "/phone-code",
+            json!({"appid": APPID, "user": person}),
+        )
+        .await["code"]
+        .clone();
+    let r = b
+        .post("/api/v1/me/phone", Some(&token), json!({ "code": code }))
+        .await;
+    let pure = r.body["purePhoneNumber"].as_str().unwrap().to_string();
+    for q in [
+        id.as_str(),
+        openid.as_str(),
+        unionid.as_str(),
+        pure.as_str(),
+    ] {
         let r = a.admin("GET", &format!("/admin/v1/users?q={q}")).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let found: Vec<&str> = r.body["users"]
