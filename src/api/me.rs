@@ -6,7 +6,8 @@ use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi};
 
 use super::admin::SessionInfo;
 use super::errors::{error_set, Reply};
-use super::model::{change, Field, PhoneBody, PhoneRequest, ProfilePatch, UserBody};
+use super::model::{change, Field, ProfilePatch, UserBody};
+use super::phone_model::{PhoneBody, PhoneRequest};
 use super::{BearerAuth, Tag};
 use crate::accounts::{Accounts, Proof};
 use crate::domain::{Credentials, Password, ProfileChange, Username, WxCode};

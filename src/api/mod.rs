@@ -11,6 +11,7 @@ mod me;
 mod model;
 mod oauth;
 mod ops;
+mod phone_model;
 mod sms;
 mod tokens;
 mod wechat;

@@ -5,6 +5,7 @@ mod abuse;
 mod accounts;
 mod admin;
 mod app;
+mod audit;
 mod cluster;
 mod data;
 mod emulator;

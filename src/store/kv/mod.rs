@@ -2,6 +2,8 @@
 //! configured, by an in-process map. Sessions, one-use tickets, the login replay cache and the
 //! WeChat access_token cache are built on it.
 
+mod sets;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -255,95 +257,6 @@ impl Kv {
         Ok(())
     }
 
-    /// `set_many`, and the keys written listed in the set at `index`, which then lives at
-    /// least `ttl` from now (never less than it did): one round trip on Redis; on a cluster,
-    /// one write after the other.
-    pub async fn set_many_and_add(
-        &self,
-        entries: &[(&str, &[u8], Duration)],
-        index: &str,
-        ttl: Duration,
-    ) -> Result<()> {
-        let members: Vec<&str> = entries.iter().map(|(k, _, _)| *k).collect();
-        match &self.backend {
-            Backend::Redis(_) | Backend::Sentinel(_) => {
-                let mut pipe = redis::pipe();
-                for (key, value, ttl) in entries {
-                    pipe.cmd("SET")
-                        .arg(self.key(key))
-                        .arg(*value)
-                        .arg("EX")
-                        .arg(secs(*ttl))
-                        .ignore();
-                }
-                self.add_members(&mut pipe, index, &members, ttl);
-                self.pipeline(&pipe).await
-            }
-            Backend::Memory(m) => {
-                self.set_many(entries).await?;
-                let mut m = Self::mem(m);
-                let key = self.key(index);
-                let now = Instant::now();
-                let (mut set, until) = m.live(&key).map(|e| e.clone()).unwrap_or((Vec::new(), now));
-                for member in &members {
-                    if !set.split(|b| *b == b'\n').any(|x| x == member.as_bytes()) {
-                        if !set.is_empty() {
-                            set.push(b'\n');
-                        }
-                        set.extend_from_slice(member.as_bytes());
-                    }
-                }
-                let left = until.saturating_duration_since(now);
-                m.insert(key, set, ttl.max(left));
-                Ok(())
-            }
-            _ => {
-                self.set_many(entries).await?;
-                let mut pipe = redis::pipe();
-                self.add_members(&mut pipe, index, &members, ttl);
-                self.pipeline(&pipe).await
-            }
-        }
-    }
-
-    /// SADD of `members` to `index`, whose TTL then is at least `ttl`: set where it had none,
-    /// raised where it was shorter.
-    fn add_members(
-        &self,
-        pipe: &mut redis::Pipeline,
-        index: &str,
-        members: &[&str],
-        ttl: Duration,
-    ) {
-        let key = self.key(index);
-        pipe.cmd("SADD").arg(&key).arg(members).ignore();
-        for when in ["NX", "GT"] {
-            pipe.cmd("EXPIRE")
-                .arg(&key)
-                .arg(secs(ttl))
-                .arg(when)
-                .ignore();
-        }
-    }
-
-    /// The members of the set at `key`.
-    pub async fn members(&self, key: &str) -> Result<Vec<String>> {
-        match &self.backend {
-            Backend::Memory(m) => {
-                let mut m = Self::mem(m);
-                Ok(m.live(&self.key(key))
-                    .map(|(v, _)| {
-                        String::from_utf8_lossy(v)
-                            .lines()
-                            .map(String::from)
-                            .collect()
-                    })
-                    .unwrap_or_default())
-            }
-            _ => self.query(redis::cmd("SMEMBERS").arg(self.key(key))).await,
-        }
-    }
-
     /// GETEX (as `getex`) of `key`, and GET of `other` in the same round trip on Redis (a
     /// pipeline); on a cluster, where `other` may live on another node, one after the other.
     pub async fn getex_with(
@@ -532,28 +445,6 @@ impl Kv {
             _ => {
                 let t: i64 = self.query(redis::cmd("TTL").arg(self.key(key))).await?;
                 Ok((t >= 0).then_some(t as u64).or((t == -1).then_some(0)))
-            }
-        }
-    }
-
-    /// Takes a set away: its members, and the set is gone.
-    pub async fn take_members(&self, key: &str) -> Result<Vec<String>> {
-        match &self.backend {
-            Backend::Memory(_) => {
-                let members = self.members(key).await?;
-                self.del(key).await?;
-                Ok(members)
-            }
-            _ => {
-                let mut pipe = redis::pipe();
-                pipe.atomic()
-                    .cmd("SMEMBERS")
-                    .arg(self.key(key))
-                    .cmd("DEL")
-                    .arg(self.key(key))
-                    .ignore();
-                let (members,): (Vec<String>,) = self.pipeline(&pipe).await?;
-                Ok(members)
             }
         }
     }
