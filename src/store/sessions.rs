@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::kv::IndexTtl;
 use super::replays::{DoneAnswer, Replay, Replays};
 use super::{keys, kv::Kv, seal::Sealer, StoreError};
 use crate::domain::{now_ms, Session, SessionId, Token};
@@ -109,7 +110,7 @@ impl Sessions {
         // in the same round trip, for the user's deletion.
         let index = keys::user_sessions(&session.user_id);
         self.kv
-            .set_many_and_add(&entries, &index, self.max_age)
+            .set_many_and_add(&entries, &index, IndexTtl::Renew(self.max_age))
             .await?;
         self.remember(&token.id(), session);
         Ok(token)

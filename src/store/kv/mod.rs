@@ -4,6 +4,8 @@
 
 mod sets;
 
+pub use sets::IndexTtl;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

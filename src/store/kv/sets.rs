@@ -5,15 +5,26 @@ use std::time::{Duration, Instant};
 
 use super::{secs, Backend, Kv, Result};
 
+/// How an index's time to live follows an addition.
+#[derive(Clone, Copy, Debug)]
+pub enum IndexTtl {
+    /// Lives this long from now: a time that outlasts every member (a session's absolute
+    /// lifetime).
+    Renew(Duration),
+    /// Keeps its time; this long where it had none (a short-lived member).
+    IfNew(Duration),
+}
+
 impl Kv {
-    /// `set_many`, and the keys written listed in the set at `index`, which then lives at
-    /// least `ttl` from now (never less than it did): one round trip on Redis; on a cluster,
-    /// one write after the other.
+    /// `set_many`, and the keys written listed in the set at `index`: one round trip on Redis;
+    /// on a cluster, one write after the other. The set then lives `ttl` from now (`Renew`, for
+    /// a `ttl` that outlasts every member), or keeps its time and gets `ttl` only where it had
+    /// none (`IfNew`).
     pub async fn set_many_and_add(
         &self,
         entries: &[(&str, &[u8], Duration)],
         index: &str,
-        ttl: Duration,
+        ttl: IndexTtl,
     ) -> Result<()> {
         let members: Vec<&str> = entries.iter().map(|(k, _, _)| *k).collect();
         match &self.backend {
@@ -44,8 +55,12 @@ impl Kv {
                         set.extend_from_slice(member.as_bytes());
                     }
                 }
-                let left = until.saturating_duration_since(now);
-                m.insert(key, set, ttl.max(left));
+                let ttl = match ttl {
+                    IndexTtl::Renew(ttl) => ttl,
+                    IndexTtl::IfNew(_) if until > now => until - now,
+                    IndexTtl::IfNew(ttl) => ttl,
+                };
+                m.insert(key, set, ttl);
                 Ok(())
             }
             _ => {
@@ -57,24 +72,25 @@ impl Kv {
         }
     }
 
-    /// SADD of `members` to `index`, whose TTL then is at least `ttl`: set where it had none,
-    /// raised where it was shorter.
+    /// SADD of `members` to `index`, and its TTL as `ttl` says.
     fn add_members(
         &self,
         pipe: &mut redis::Pipeline,
         index: &str,
         members: &[&str],
-        ttl: Duration,
+        ttl: IndexTtl,
     ) {
         let key = self.key(index);
         pipe.cmd("SADD").arg(&key).arg(members).ignore();
-        for when in ["NX", "GT"] {
-            pipe.cmd("EXPIRE")
+        match ttl {
+            IndexTtl::Renew(ttl) => pipe.cmd("EXPIRE").arg(&key).arg(secs(ttl)).ignore(),
+            IndexTtl::IfNew(ttl) => pipe
+                .cmd("EXPIRE")
                 .arg(&key)
                 .arg(secs(ttl))
-                .arg(when)
-                .ignore();
-        }
+                .arg("NX")
+                .ignore(),
+        };
     }
 
     /// The members of the set at `key`.
