@@ -100,6 +100,14 @@ pub(super) fn event(kind: &str, user_id: Option<&str>, mut detail: Value) -> Aud
     }
 }
 
+/// An event of an operator's action on a user.
+pub(super) fn by_operator(actor: &str, kind: &str, user_id: &str) -> AuditEvent {
+    AuditEvent {
+        actor: Some(actor.to_string()),
+        ..event(kind, Some(user_id), Value::Object(Default::default()))
+    }
+}
+
 impl Accounts {
     /// Records an event of the current request in the audit log (in the background).
     pub(super) fn audit(&self, kind: &str, user_id: Option<&str>, detail: Value) {

@@ -97,8 +97,7 @@ impl Accounts {
         } else {
             "user_enabled"
         };
-        let mut event = audit::event(kind, Some(user_id), json!({}));
-        event.actor = Some(actor.to_string());
+        let event = audit::by_operator(actor, kind, user_id);
         let at = disabled.then(now);
         let users = &self.inner.stores.users;
         if !users.set_disabled(user_id, at, &event).await? {
@@ -106,47 +105,35 @@ impl Accounts {
         }
         if disabled {
             // Ended for good: enabling the user later does not bring these sessions back.
-            users.end_sessions(user_id, crate::domain::now_ms()).await?;
-            self.inner.stores.sessions.delete_all_of(user_id).await?;
+            self.end_all_sessions(user_id).await?;
         }
         Ok(())
     }
 
     /// An operator deletes a user.
     pub async fn delete_user(&self, user_id: &str, actor: &str) -> Result<()> {
-        let user = self
-            .inner
-            .stores
-            .users
-            .get(user_id)
-            .await?
-            .ok_or_else(no_such_user)?;
+        let user = self.existing_user(user_id).await?;
         self.erase_user(&user, Some(actor.to_string())).await
+    }
+
+    /// A user an operator names; 404 where there is none.
+    async fn existing_user(&self, user_id: &str) -> Result<User> {
+        let user = self.inner.stores.users.get(user_id).await?;
+        user.ok_or_else(no_such_user)
     }
 
     /// An operator ends every session of a user.
     pub async fn end_sessions_of(&self, user_id: &str, actor: &str) -> Result<()> {
-        let users = &self.inner.stores.users;
-        if users.get(user_id).await?.is_none() {
-            return Err(no_such_user());
-        }
-        users.end_sessions(user_id, crate::domain::now_ms()).await?;
-        self.inner.stores.sessions.delete_all_of(user_id).await?;
-        let mut event = audit::event("sessions_ended", Some(user_id), json!({}));
-        event.actor = Some(actor.to_string());
-        users.record_audit(&[event]).await?;
+        self.existing_user(user_id).await?;
+        self.end_all_sessions(user_id).await?;
+        let event = audit::by_operator(actor, "sessions_ended", user_id);
+        self.inner.stores.users.record_audit(&[event]).await?;
         Ok(())
     }
 
     /// A user for an operator, with live sessions and the latest events.
     pub async fn user_for_admin(&self, user_id: &str) -> Result<UserRecord> {
-        let user = self
-            .inner
-            .stores
-            .users
-            .get(user_id)
-            .await?
-            .ok_or_else(no_such_user)?;
+        let user = self.existing_user(user_id).await?;
         self.record_of(user, 20).await
     }
 
@@ -171,19 +158,7 @@ pub type Actor = String;
 impl Accounts {
     /// An admin client's HTTP Basic credentials, checked in constant time.
     pub fn check_admin_client(&self, id: &str, secret: &str) -> Result<Actor> {
-        use secrecy::ExposeSecret;
-        use subtle::ConstantTimeEq;
-        let mut ok = false;
-        for client in &self.inner.access_tokens.settings().clients {
-            let same_id = client.id.as_bytes().ct_eq(id.as_bytes());
-            let same_secret = client
-                .secret
-                .expose_secret()
-                .as_bytes()
-                .ct_eq(secret.as_bytes());
-            ok |= client.admin && bool::from(same_id & same_secret);
-        }
-        if ok {
+        if self.client_matches(id, secret, true) {
             Ok(format!("client:{id}"))
         } else {
             Err(Error::unauthenticated())

@@ -284,17 +284,22 @@ impl Accounts {
         Ok(())
     }
 
+    /// Ends every session of a user on every node: all that began by now, through the user's
+    /// `sessions_not_before`, and the keys of those listed under the user.
+    pub(super) async fn end_all_sessions(&self, user_id: &str) -> Result<()> {
+        let stores = &self.inner.stores;
+        stores.users.end_sessions(user_id, now_ms()).await?;
+        stores.sessions.delete_all_of(user_id).await?;
+        Ok(())
+    }
+
     /// `logout?all=true`: ends every session of the user, on every node, and with them their
     /// access tokens (for introspection and forward auth).
     pub async fn logout_everywhere(&self, auth: &Authenticated) -> Result<()> {
         let user_id = &auth.user.id;
-        self.inner
-            .stores
-            .users
-            .end_sessions(user_id, now_ms())
-            .await?;
+        self.end_all_sessions(user_id).await?;
+        // A session made before sessions were listed under their user.
         self.inner.stores.sessions.delete(&auth.session_id).await?;
-        self.inner.stores.sessions.delete_all_of(user_id).await?;
         tracing::info!(user_id = %user_id, event = "signed_out_everywhere", "signed out everywhere");
         self.audit("signed_out_everywhere", Some(user_id), json!({}));
         Ok(())

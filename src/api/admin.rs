@@ -397,11 +397,12 @@ impl AdminApi {
             limit: limit + 1,
         };
         let mut events = accounts.audit_log(&q).await?;
-        let next = (events.len() > limit as usize).then(|| {
-            events.truncate(limit as usize);
-            let last = events.last().expect("a full page");
-            encode_cursor(&format!("{}:{}", last.at, last.id))
-        });
+        let more = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        let next = events
+            .last()
+            .filter(|_| more)
+            .map(|last| encode_cursor(&format!("{}:{}", last.at, last.id)));
         Ok(EventsOk::Ok(Json(EventsPage {
             events: events.into_iter().map(Into::into).collect(),
             next_cursor: next,

@@ -12,40 +12,13 @@ type Result<T> = std::result::Result<T, StoreError>;
 pub use crate::domain::{AuditEvent, AuditQuery};
 
 const INSERT: &str = "INSERT INTO audit_events (id, at, type, user_id, client_ip, request_id, \
-    actor, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    actor, detail)";
 
 impl Users {
-    /// Writes events, all or none: one statement per hundred (a statement per event cost a
-    /// sign-in more CPU than the sign-in itself).
+    /// Writes events, all or none.
     pub async fn record_audit(&self, events: &[AuditEvent]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for chunk in events.chunks(100) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let n = i * 8;
-                    let params: Vec<String> = (1..=8).map(|k| format!("${}", n + k)).collect();
-                    format!("({})", params.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO audit_events (id, at, type, user_id, client_ip, request_id, actor, \
-                 detail) VALUES {}",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for e in chunk {
-                query = query
-                    .bind(e.id.clone())
-                    .bind(e.at)
-                    .bind(e.kind.clone())
-                    .bind(e.user_id.clone())
-                    .bind(e.client_ip.clone())
-                    .bind(e.request_id.clone())
-                    .bind(e.actor.clone())
-                    .bind(e.detail.clone());
-            }
-            query.execute(&mut *tx).await?;
-        }
+        insert_audit_rows(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -97,17 +70,37 @@ pub(super) async fn insert_audit(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     e: &AuditEvent,
 ) -> Result<()> {
-    sqlx::query(INSERT)
-        .bind(&e.id)
-        .bind(e.at)
-        .bind(&e.kind)
-        .bind(e.user_id.clone())
-        .bind(e.client_ip.clone())
-        .bind(e.request_id.clone())
-        .bind(e.actor.clone())
-        .bind(e.detail.clone())
-        .execute(&mut **tx)
-        .await?;
+    insert_audit_rows(tx, std::slice::from_ref(e)).await
+}
+
+/// Writes events inside a transaction: one statement per hundred (a statement per event cost
+/// a sign-in more CPU than the sign-in itself).
+async fn insert_audit_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    events: &[AuditEvent],
+) -> Result<()> {
+    for chunk in events.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let params: Vec<String> = (1..=8).map(|k| format!("${}", i * 8 + k)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!("{INSERT} VALUES {}", rows.join(", "));
+        let mut query = sqlx::query(&sql);
+        for e in chunk {
+            query = query
+                .bind(e.id.clone())
+                .bind(e.at)
+                .bind(e.kind.clone())
+                .bind(e.user_id.clone())
+                .bind(e.client_ip.clone())
+                .bind(e.request_id.clone())
+                .bind(e.actor.clone())
+                .bind(e.detail.clone());
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
