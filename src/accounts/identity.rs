@@ -54,8 +54,13 @@ impl Accounts {
         let users = &self.inner.stores.users;
         let (appid, openid) = (identity.appid.as_str(), identity.openid.as_str());
         let given = identity.unionid.is_some();
-        // A bound openid signs in with its code alone.
-        if let Some(user) = users.find_identity(appid, openid).await? {
+        // A bound openid signs in with its code alone. Where none is, the lease on its cache
+        // entry lets a new user made below be cached for its next sign-in.
+        let may_create = credentials.is_none() && self.policy() == LoginPolicy::AutoRegister;
+        let (found_user, lease) = users
+            .find_identity_or_lease(appid, openid, may_create)
+            .await?;
+        if let Some(user) = found_user {
             let known = user
                 .identity(appid, openid)
                 .and_then(|i| i.unionid.as_deref());
@@ -104,8 +109,14 @@ impl Accounts {
                 )
             }
             (None, LoginPolicy::AutoRegister) => {
-                let made = users.create_with_identity(identity).await?;
-                found(made.user_id, made.created)
+                let made = users.create_with_identity(identity, lease).await?;
+                Resolution::User(Resolved {
+                    user_id: made.user_id,
+                    // A new user is known whole: no read after the write.
+                    user: made.user,
+                    is_new_user: made.created,
+                    unionid_known: given,
+                })
             }
             (None, LoginPolicy::RequireBinding) => Resolution::NeedsBinding,
         })

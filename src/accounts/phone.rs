@@ -113,7 +113,15 @@ impl Accounts {
         proof: Option<Proof>,
     ) -> Result<Phone> {
         let session = &auth.session;
-        let old = auth.user.phone_number.as_deref();
+        let user = &auth.user;
+        // The number the user has already (the phone button pressed again): nothing to write.
+        if user.phone_number.as_deref() == Some(&phone.phone_number)
+            && user.pure_phone_number.as_deref() == Some(&phone.pure_phone_number)
+            && user.country_code.as_deref() == Some(&phone.country_code)
+        {
+            return Ok(phone);
+        }
+        let old = user.phone_number.as_deref();
         if old.is_some_and(|old| old != phone.phone_number) {
             let proof = proof.ok_or_else(|| {
                 Error::new(

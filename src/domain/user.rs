@@ -85,7 +85,7 @@ impl Identity {
 }
 
 /// A user with the identities that sign in to it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct User {
     pub id: String,
     pub username: Option<String>,
@@ -132,6 +132,8 @@ pub struct Created {
     pub user_id: String,
     /// False where a concurrent sign-in made the identity first (its user is `user_id`).
     pub created: bool,
+    /// The user as written, where this call made it and knows it whole.
+    pub user: Option<User>,
 }
 
 /// An identity added to a user, or found owned already.

@@ -27,6 +27,18 @@ const FORMAT: u8 = 4;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// What a lookup found: the value, or nothing (with the lease, where the caller keeps it).
+pub enum Lookup<T> {
+    Found(T),
+    Missing(Option<Lease>),
+}
+
+/// A reader's right to store a key's value, until a write drops it or it expires.
+pub struct Lease {
+    key: String,
+    token: Vec<u8>,
+}
+
 /// The cache, on the same store as sessions.
 #[derive(Clone)]
 pub struct Cache {
@@ -48,15 +60,32 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>>>,
     {
-        let lease = match self.kv.get(key).await {
+        match self.lookup(key, load, false).await? {
+            Lookup::Found(value) => Ok(Some(value)),
+            Lookup::Missing(_) => Ok(None),
+        }
+    }
+
+    /// `get_or_load`, where nothing found keeps this reader's lease (for two seconds): the
+    /// caller that then makes the value stores it with `fill`, unless a write came between.
+    pub async fn lookup<T, F, Fut>(&self, key: &str, load: F, keep: bool) -> Result<Lookup<T>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>>>,
+    {
+        let mut lease = vec![LEASE];
+        lease.extend(rand::random::<[u8; 16]>());
+        // The entry, or the lease taken where there was none: one round trip.
+        let lease = match self.kv.get_or_set_nx(key, &lease, USER_CACHE_LEASE).await {
+            Ok(None) => Some(lease),
             Ok(Some(entry)) => match self.open(key, &entry) {
-                Some(value) => return Ok(Some(value)),
+                Some(value) => return Ok(Lookup::Found(value)),
                 // Another reader is filling it: read through without storing.
                 None if entry.first() == Some(&LEASE) => None,
                 // A value of another format or key: replace it.
-                None => self.take_lease(key, true).await,
+                None => self.take_lease(key).await,
             },
-            Ok(None) => self.take_lease(key, false).await,
             Err(e) => {
                 tracing::debug!(error = %e, "user cache unavailable: reading SQL");
                 None
@@ -64,11 +93,48 @@ impl Cache {
         };
         let loaded = load().await;
         let Some(lease) = lease else {
-            return loaded;
+            return Ok(loaded?.map_or(Lookup::Missing(None), Lookup::Found));
         };
-        // The value where one was found; otherwise (nothing, or an error) the lease goes, so
-        // that the next reader need not wait for it to expire.
-        let entry = loaded.as_ref().ok().and_then(Option::as_ref).map(|value| {
+        let lease = Lease {
+            key: key.to_string(),
+            token: lease,
+        };
+        match loaded {
+            Ok(None) if keep => Ok(Lookup::Missing(Some(lease))),
+            loaded => {
+                // The value where one was found; otherwise (nothing, or an error) the lease
+                // goes, so that the next reader need not wait for it to expire.
+                let value = loaded.as_ref().ok().and_then(Option::as_ref);
+                self.put(&lease, value).await;
+                Ok(loaded?.map_or(Lookup::Missing(None), Lookup::Found))
+            }
+        }
+    }
+
+    /// A lease on a key that has no value yet (a user being made); None where the store does
+    /// not answer or someone holds the key.
+    pub async fn lease(&self, key: &str) -> Option<Lease> {
+        let mut token = vec![LEASE];
+        token.extend(rand::random::<[u8; 16]>());
+        match self.kv.set_nx(key, &token, USER_CACHE_LEASE).await {
+            Ok(true) => Some(Lease {
+                key: key.to_string(),
+                token,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Stores a value made by the holder of `lease` (a value it made after finding nothing),
+    /// unless a write dropped the lease meanwhile.
+    pub async fn fill<T: Serialize>(&self, lease: Lease, value: &T) {
+        self.put(&lease, Some(value)).await;
+    }
+
+    /// Replaces the lease with the value, or drops it (None).
+    async fn put<T: Serialize>(&self, lease: &Lease, value: Option<&T>) {
+        let key = &lease.key;
+        let entry = value.map(|value| {
             let mut plain = vec![FORMAT];
             plain.extend(postcard::to_allocvec(value).expect("serializable"));
             let mut entry = vec![VALUE];
@@ -77,18 +143,17 @@ impl Cache {
         });
         if let Err(e) = self
             .kv
-            .compare_and_set(key, &lease, entry.as_deref(), USER_CACHE)
+            .compare_and_set(key, &lease.token, entry.as_deref(), USER_CACHE)
             .await
         {
             tracing::debug!(error = %e, "could not fill the user cache");
         }
-        loaded
     }
 
-    async fn take_lease(&self, key: &str, replace: bool) -> Option<Vec<u8>> {
+    async fn take_lease(&self, key: &str) -> Option<Vec<u8>> {
         let mut lease = vec![LEASE];
         lease.extend(rand::random::<[u8; 16]>());
-        if replace && self.kv.del(key).await.is_err() {
+        if self.kv.del(key).await.is_err() {
             return None;
         }
         match self.kv.set_nx(key, &lease, USER_CACHE_LEASE).await {
@@ -112,10 +177,7 @@ impl Cache {
 
     /// Drops entries (and any reader's lease on them). Fails where the store does not answer.
     pub async fn forget(&self, keys: &[String]) -> Result<()> {
-        for key in keys {
-            self.kv.del(key).await?;
-        }
-        Ok(())
+        self.kv.del_many(keys).await
     }
 
     /// The second `forget` of a write that has been done: a failure is logged, not answered,

@@ -4,8 +4,9 @@
 use sqlx::Row;
 
 use super::audit::{insert_audit, AuditEvent};
+use super::cache::Lease;
 use super::users::{unique_violation, Users};
-use super::StoreError;
+use super::{keys, StoreError};
 use crate::domain::{now, Created, Identity, Linked, Phone, Unbound};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -24,10 +25,43 @@ impl Users {
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
-    /// Creates a user signed in by `identity`, in one transaction. Where a concurrent call made
-    /// the identity first, nothing is written and that user is returned.
-    pub async fn create_with_identity(&self, identity: &Identity) -> Result<Created> {
-        self.create_with_identity_and_phone(identity, None).await
+    /// Creates a user signed in by `identity` (written in a group with concurrent sign-ups).
+    /// Where a concurrent call made the identity first, nothing is written and that user is
+    /// returned.
+    /// With the `lease` of the identity's cache entry (from `find_identity_or_lease`), the new
+    /// user is cached too, unless a write came between.
+    pub async fn create_with_identity(
+        &self,
+        identity: &Identity,
+        lease: Option<Lease>,
+    ) -> Result<Created> {
+        let user_id = uuid::Uuid::new_v4().to_string();
+        // The new user's own entry is leased before it exists, so that the write that makes
+        // it and any that follows drop the lease and the fill below stores nothing stale.
+        let user_lease = match &self.cache {
+            Some(cache) => cache.lease(&keys::cached_user(&user_id)).await,
+            None => None,
+        };
+        match self.signups.create(user_id, identity).await? {
+            Some(user) => {
+                // Cached, for its `/me` and its next sign-in.
+                if let Some(cache) = &self.cache {
+                    for lease in [lease, user_lease].into_iter().flatten() {
+                        cache.fill(lease, &user).await;
+                    }
+                }
+                Ok(Created {
+                    user_id: user.id.clone(),
+                    created: true,
+                    user: Some(user),
+                })
+            }
+            None => Ok(Created {
+                user_id: self.existing(identity).await?.owner,
+                created: false,
+                user: None,
+            }),
+        }
     }
 
     /// `create_with_identity`, the user with a verified phone too, in the same transaction; a
@@ -59,12 +93,14 @@ impl Users {
             return Ok(Created {
                 user_id: owner,
                 created: false,
+                user: None,
             });
         }
         tx.commit().await?;
         Ok(Created {
             user_id: id,
             created: true,
+            user: None,
         })
     }
 

@@ -19,6 +19,7 @@ mod sentinel;
 mod session_format;
 pub mod sessions;
 pub mod signing_keys;
+mod signups;
 pub mod sms_codes;
 pub mod tickets;
 pub mod users;

@@ -10,7 +10,8 @@ use sqlx::AnyPool;
 use sqlx::{migrate::Migrator, Row};
 
 use super::audit::AuditEvent;
-use super::cache::Cache;
+use super::cache::{Cache, Lease, Lookup};
+use super::signups::Signups;
 use super::{keys, StoreError};
 use crate::domain::{now, Identity, Phone, ProfileChange, Provider, User};
 
@@ -23,8 +24,10 @@ type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Users {
     pub(super) pool: AnyPool,
+    /// First sign-ins' new users, written in groups.
+    pub(super) signups: Signups,
     postgres: bool,
-    cache: Option<Cache>,
+    pub(super) cache: Option<Cache>,
 }
 
 impl Users {
@@ -49,6 +52,7 @@ impl Users {
         }
         Ok(Users {
             pool,
+            signups: Signups::connect(url).await?,
             postgres,
             cache: None,
         })
@@ -76,14 +80,8 @@ impl Users {
         entries.extend(extra.map(|(appid, openid)| keys::cached_identity(appid, openid)));
         cache.forget(&entries).await?;
         let out = write.await?;
-        // Identities the write added are dropped too (what it removed is in `entries`).
-        if let Ok(now) = self.entries_of(user_id).await {
-            entries.extend(
-                now.into_iter()
-                    .filter(|k| !entries.contains(k))
-                    .collect::<Vec<_>>(),
-            );
-        }
+        // (What the write removed is in `entries`; what it adds is `extra`: a write that adds
+        // an identity names it.)
         cache.forget_after_write(&entries).await;
         Ok(out)
     }
@@ -123,10 +121,21 @@ impl Users {
 
     /// The user an openid of an app belongs to, with its identities (that one among them).
     pub async fn find_identity(&self, appid: &str, openid: &str) -> Result<Option<User>> {
+        Ok(self.find_identity_or_lease(appid, openid, false).await?.0)
+    }
+
+    /// `find_identity`; where nobody has the openid and `keep`, also the lease on its cache
+    /// entry, with which `create_with_identity` stores the user it makes.
+    pub async fn find_identity_or_lease(
+        &self,
+        appid: &str,
+        openid: &str,
+        keep: bool,
+    ) -> Result<(Option<User>, Option<Lease>)> {
         let Some(cache) = &self.cache else {
             return match self.identity_owner(appid, openid).await? {
-                Some(id) => self.get(&id).await,
-                None => Ok(None),
+                Some(id) => Ok((self.get(&id).await?, None)),
+                None => Ok((None, None)),
             };
         };
         // The entry of an identity holds its whole user: a returning sign-in is one read.
@@ -137,8 +146,13 @@ impl Users {
                 None => Ok(None),
             }
         };
-        let user = cache.get_or_load(&key, load).await?;
-        Ok(user.filter(|u| u.identity(appid, openid).is_some()))
+        Ok(match cache.lookup(&key, load, keep).await? {
+            Lookup::Found(user) => {
+                let user: User = user;
+                (user.identity(appid, openid).is_some().then_some(user), None)
+            }
+            Lookup::Missing(lease) => (None, lease),
+        })
     }
 
     pub(super) async fn identity_owner(&self, appid: &str, openid: &str) -> Result<Option<String>> {

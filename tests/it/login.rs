@@ -380,6 +380,74 @@ async fn concurrent_first_logins_of_one_openid_make_one_user_on_both_databases()
     }
 }
 
+/// First logins are written in groups: a burst of new users, one of them several times over,
+/// gives each person one whole user (no user row without its identity), on both databases.
+#[tokio::test]
+async fn a_burst_of_first_logins_makes_one_whole_user_each_on_both_databases() {
+    use sqlx::Connection;
+    for (db, kv) in [(Db::Postgres, Kv::Redis), (Db::Sqlite, Kv::Memory)] {
+        let app = spawn_with(db, kv, |_| {}).await;
+        let mut logins = Vec::new();
+        for i in 0..40 {
+            logins.push((
+                format!("burst-{i}"),
+                app.wx_login(&format!("burst-{i}")).await,
+            ));
+        }
+        for _ in 0..8 {
+            let code = app
+                .emu(
+                    "POST",
+                    "/login",
+                    json!({"appid": APPID, "user": "burst-twice", "rotate": false}),
+                )
+                .await["code"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            logins.push(("burst-twice".to_string(), code));
+        }
+        let replies = futures_util::future::join_all(logins.iter().map(|(_, code)| {
+            app.post(
+                "/api/v1/auth/login",
+                None,
+                json!({"code": code, "appid": APPID}),
+            )
+        }))
+        .await;
+        let mut users = std::collections::HashMap::new();
+        let mut new_users = 0;
+        for ((person, _), r) in logins.iter().zip(&replies) {
+            assert_eq!(r.status, 200, "{db:?}: {}", r.text);
+            let id = r.body["user"]["id"].as_str().unwrap().to_string();
+            assert_eq!(
+                users.entry(person.clone()).or_insert(id.clone()),
+                &id,
+                "{db:?}"
+            );
+            new_users += (r.body["isNewUser"] == true) as u32;
+            let me = app.get("/api/v1/me", r.body["token"].as_str()).await;
+            assert_eq!(me.body["id"], id.as_str(), "{db:?}");
+            assert_eq!(me.body["identities"].as_array().unwrap().len(), 1);
+        }
+        assert_eq!(users.len(), 41, "{db:?}: one user a person");
+        assert_eq!(new_users, 41, "{db:?}");
+        let url = secrecy::ExposeSecret::expose_secret(&app.config.storage.database_url);
+        let mut sql = sqlx::AnyConnection::connect(url).await.unwrap();
+        let count = |table: &'static str| format!("SELECT COUNT(*) FROM {table}");
+        for table in ["users", "identities"] {
+            let n: i64 = sqlx::Row::get(
+                &sqlx::query(&count(table))
+                    .fetch_one(&mut sql)
+                    .await
+                    .unwrap(),
+                0,
+            );
+            assert_eq!(n, 41, "{db:?}: rows in {table}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn with_redis_sessions_survive_a_restart() {
     let app = spawn_app().await;

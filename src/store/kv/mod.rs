@@ -287,6 +287,39 @@ impl Kv {
         self.set_if(key, value, ttl, false).await
     }
 
+    /// The value of `key`, or None where there was none and `value` is set now (SET NX GET):
+    /// a read that takes a lease where it misses, in one round trip.
+    pub async fn get_or_set_nx(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>> {
+        match &self.backend {
+            Backend::Memory(m) => {
+                let mut m = Self::mem(m);
+                let key = self.key(key);
+                if let Some((v, _)) = m.live(&key) {
+                    return Ok(Some(v.clone()));
+                }
+                m.insert(key, value.to_vec(), ttl);
+                Ok(None)
+            }
+            _ => {
+                self.query(
+                    redis::cmd("SET")
+                        .arg(self.key(key))
+                        .arg(value)
+                        .arg("NX")
+                        .arg("GET")
+                        .arg("EX")
+                        .arg(secs(ttl)),
+                )
+                .await
+            }
+        }
+    }
+
     /// Replaces the value only where the key is still there (SET XX): a write that must not
     /// bring back what was deleted meanwhile; true when it was set.
     pub async fn set_existing(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
@@ -379,6 +412,27 @@ impl Kv {
             _ => {
                 let n: i64 = self.query(redis::cmd("DEL").arg(self.key(key))).await?;
                 Ok(n > 0)
+            }
+        }
+    }
+
+    /// Deletes several keys: one round trip on Redis; on a cluster, where the keys may live in
+    /// different slots, one per key.
+    pub async fn del_many(&self, keys: &[String]) -> Result<()> {
+        match &self.backend {
+            Backend::Redis(_) | Backend::Sentinel(_) if !keys.is_empty() => {
+                let mut del = redis::cmd("DEL");
+                for key in keys {
+                    del.arg(self.key(key));
+                }
+                let _: i64 = self.query(&del).await?;
+                Ok(())
+            }
+            _ => {
+                for key in keys {
+                    self.del(key).await?;
+                }
+                Ok(())
             }
         }
     }

@@ -1,0 +1,254 @@
+//! New users of first sign-ins, written in groups (group commit, as databases write their logs):
+//! a writer takes every sign-up queued while it wrote the last group and writes them all in one
+//! transaction. A lone sign-up waits for nobody; under load, one commit (one fsync on SQLite,
+//! one round trip on PostgreSQL) serves many.
+//!
+//! The writer has its own connection through sqlx's native driver: PostgreSQL takes the group
+//! as arrays in one statement; SQLite (in process) as one JSON array in two. Uniqueness of
+//! (appid, openid) still lives in the schema: an identity that another sign-in (here or on
+//! another node) made first is not written, and neither is its user.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{PgPool, Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+use crate::domain::{now, Identity, User};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The most sign-ups one transaction writes.
+const GROUP: usize = 256;
+
+/// A queued sign-up: a new user and its first identity (with its binding number drawn).
+struct Job {
+    user_id: String,
+    identity: Identity,
+    reply: oneshot::Sender<Result<(bool, i64)>>,
+}
+
+/// Where the writer writes.
+enum Backend {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// The queue to this pool's writer.
+#[derive(Clone)]
+pub(super) struct Signups {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Signups {
+    /// Connects the writer (one connection): for PostgreSQL, a task on the current runtime (each
+    /// serving thread has its own); for SQLite, one thread for the process and the file, since
+    /// SQLite takes one writer at a time, and two that meet wait in its busy handler.
+    pub(super) async fn connect(url: &str) -> Result<Signups> {
+        if !url.starts_with("postgres") {
+            return sqlite_writer(url);
+        }
+        // The connection is pinged before each group (sqlx's default): one that died since
+        // is replaced before the group is written.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy(url)?;
+        let (jobs, queue) = mpsc::channel(GROUP * 4);
+        tokio::spawn(write_groups(Backend::Postgres(pool), queue));
+        Ok(Signups { jobs })
+    }
+
+    /// Makes the user `user_id` (new), signed in by `identity`; None where the identity was made first by another
+    /// sign-in (nothing is written then).
+    pub(super) async fn create(
+        &self,
+        user_id: String,
+        identity: &Identity,
+    ) -> Result<Option<User>> {
+        let mut identity = identity.clone();
+        // Below 2^31, so that any backend's integer holds it.
+        identity.binding = Some(i64::from(rand::random::<u32>() >> 1));
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            user_id: user_id.clone(),
+            identity: identity.clone(),
+            reply,
+        };
+        let gone = || StoreError::Unavailable("database: the sign-up writer stopped".into());
+        self.jobs.send(job).await.map_err(|_| gone())?;
+        let (created, at) = answer.await.map_err(|_| gone())??;
+        Ok(created.then(|| User {
+            id: user_id,
+            username: None,
+            nickname: None,
+            avatar_url: None,
+            phone_number: None,
+            pure_phone_number: None,
+            country_code: None,
+            created_at: at,
+            identities: vec![identity],
+            sessions_not_before: None,
+            disabled: false,
+        }))
+    }
+}
+
+/// The process's writer of a SQLite file, started on its own thread at first use.
+fn sqlite_writer(url: &str) -> Result<Signups> {
+    static WRITERS: OnceLock<Mutex<HashMap<String, Signups>>> = OnceLock::new();
+    let mut writers = WRITERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(writer) = writers.get(url) {
+        return Ok(writer.clone());
+    }
+    let options = SqliteConnectOptions::from_str(url)?;
+    let (jobs, queue) = mpsc::channel(GROUP * 4);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("sign-up writer: {e}")))?;
+    std::thread::Builder::new()
+        .name("wxlogin-signups".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(2))
+                    .connect_lazy_with(options);
+                write_groups(Backend::Sqlite(pool), queue).await;
+            })
+        })
+        .map_err(|e| StoreError::Unavailable(format!("sign-up writer: {e}")))?;
+    let writer = Signups { jobs };
+    writers.insert(url.to_string(), writer.clone());
+    Ok(writer)
+}
+
+/// The writer: every sign-up queued, up to a group, in one transaction, until every sender is
+/// gone.
+async fn write_groups(backend: Backend, mut queue: mpsc::Receiver<Job>) {
+    let mut group = Vec::with_capacity(GROUP);
+    while queue.recv_many(&mut group, GROUP).await > 0 {
+        // The same identity twice in one group: the first is written, the others find it made.
+        let mut seen = HashSet::new();
+        let (first, again): (Vec<Job>, Vec<Job>) = group
+            .drain(..)
+            .partition(|j| seen.insert((j.identity.appid.clone(), j.identity.openid.clone())));
+        let at = now();
+        let written = match &backend {
+            Backend::Postgres(pool) => write_postgres(pool, &first, at).await,
+            Backend::Sqlite(pool) => write_sqlite(pool, &first, at).await,
+        };
+        for job in first {
+            let answer = match &written {
+                Ok(made) => Ok((made.contains(&job.user_id), at)),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            };
+            let _ = job.reply.send(answer);
+        }
+        for job in again {
+            let _ = job.reply.send(
+                written
+                    .as_ref()
+                    .map(|_| (false, at))
+                    .map_err(|e| StoreError::Unavailable(e.to_string())),
+            );
+        }
+    }
+}
+
+/// One statement: the identities that are new, and the users of those (the foreign key is
+/// checked at the statement's end). Answers the ids of the users made.
+async fn write_postgres(pool: &PgPool, jobs: &[Job], at: i64) -> Result<HashSet<String>> {
+    let column = |f: &dyn Fn(&Job) -> String| jobs.iter().map(f).collect::<Vec<String>>();
+    let rows = sqlx::query(
+        "WITH input AS (\
+           SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::bigint[]) AS t(id, provider, appid, openid, unionid, binding)), \
+         made AS (\
+           INSERT INTO identities (provider, appid, openid, unionid, user_id, created_at, \
+             binding) \
+           SELECT provider, appid, openid, unionid, id, $7, binding FROM input \
+           ON CONFLICT (appid, openid) DO NOTHING RETURNING user_id) \
+         INSERT INTO users (id, created_at, updated_at) SELECT user_id, $7, $7 FROM made \
+         RETURNING id",
+    )
+    .bind(column(&|j| j.user_id.clone()))
+    .bind(column(&|j| j.identity.provider.as_str().to_string()))
+    .bind(column(&|j| j.identity.appid.clone()))
+    .bind(column(&|j| j.identity.openid.clone()))
+    .bind(
+        jobs.iter()
+            .map(|j| j.identity.unionid.clone())
+            .collect::<Vec<Option<String>>>(),
+    )
+    .bind(
+        jobs.iter()
+            .map(|j| j.identity.binding.unwrap_or_default())
+            .collect::<Vec<i64>>(),
+    )
+    .bind(at)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+}
+
+/// One transaction of two statements over the group as a JSON array: the users whose
+/// identities nobody has, then those identities (nothing else writes meanwhile: SQLite has one
+/// writer at a time).
+async fn write_sqlite(pool: &SqlitePool, jobs: &[Job], at: i64) -> Result<HashSet<String>> {
+    let rows = |jobs: &mut dyn Iterator<Item = &Job>| {
+        serde_json::Value::Array(
+            jobs.map(|j| {
+                let i = &j.identity;
+                serde_json::json!([
+                    j.user_id,
+                    i.provider.as_str(),
+                    i.appid,
+                    i.openid,
+                    i.unionid,
+                    i.binding
+                ])
+            })
+            .collect(),
+        )
+        .to_string()
+    };
+    let mut tx = pool.begin().await?;
+    let made: HashSet<String> = sqlx::query(
+        "INSERT INTO users (id, created_at, updated_at) \
+         SELECT value ->> 0, $2, $2 FROM json_each($1) AS j \
+         WHERE NOT EXISTS (SELECT 1 FROM identities i \
+           WHERE i.appid = j.value ->> 2 AND i.openid = j.value ->> 3) \
+         RETURNING id",
+    )
+    .bind(rows(&mut jobs.iter()))
+    .bind(at)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| r.get::<String, _>(0))
+    .collect();
+    if !made.is_empty() {
+        sqlx::query(
+            "INSERT INTO identities (provider, appid, openid, unionid, user_id, created_at, \
+               binding) \
+             SELECT value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 0, $2, \
+               value ->> 5 FROM json_each($1)",
+        )
+        .bind(rows(&mut jobs.iter().filter(|j| made.contains(&j.user_id))))
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(made)
+}
