@@ -11,6 +11,7 @@
 #   BENCH_PROFILE=/tmp/prof bench/run.sh   # also a perf profile of the serving process per workload
 #   BENCH_SQLITE=0 bench/run.sh            # the PostgreSQL pass only
 #   BENCH_BIN=/tmp/wxlogin-old bench/run.sh # another build (to compare two in turn)
+#   BENCH_OPEN=0 bench/run.sh              # without the open-loop pass (oha) after each table
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=0
@@ -23,6 +24,11 @@ PROFILE=${BENCH_PROFILE:-}
 
 source bench/common.sh bench
 command -v wrk >/dev/null || apt_install wrk
+# The open-loop pass needs oha (from crates.io); BENCH_OPEN=0 leaves it out.
+OPEN=${BENCH_OPEN:-1}
+if [ "$OPEN" = 1 ] && ! command -v oha >/dev/null; then
+  cargo install oha --locked >&2
+fi
 if [ -n "$PROFILE" ]; then
   command -v perf >/dev/null || apt_install linux-perf
   mkdir -p "$PROFILE"
@@ -113,6 +119,8 @@ peak_rss_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/st
 
 # Rows: name rps p50 p99 errors rss
 ROWS=()
+# Requests per second of each closed-loop row of the pass, by name (for the open-loop pass).
+declare -A RPS=()
 # row name command args...: runs one workload (unless BENCH_ONLY leaves it out) and keeps its row.
 row() {
   local name=$1
@@ -122,6 +130,7 @@ row() {
   local fig
   fig=$("$@")
   ROWS+=("$name|$fig|$(peak_rss_mb)")
+  RPS[$name]=${fig%% *}
 }
 # The yardstick is the mean of the /healthz runs (one first, one last), so that the machine
 # drifting during the pass moves every ratio alike.
@@ -145,6 +154,46 @@ print_table() { # title
       "$(python3 -c "print(f'{$rps/$base:.2f}' if $base else '-')")"
   done
   ROWS=()
+}
+
+# Open loop: oha sends at a fixed rate (half the closed-loop maximum just measured) over the same
+# connections, and counts each request's latency from the moment it was due
+# (--latency-correction), so a stall shows in p99 as the users behind it would see it; wrk's
+# closed loop waits instead, and understates it.
+OPEN_ROWS=()
+open_loop() { # name closed-loop-row url header [body-lines-file]
+  local name=$1 closed=${RPS[$2]:-0} url=$3 header=$4 lines=${5:-}
+  [ "$closed" -gt 0 ] || return 0
+  local rate=$((closed / 2))
+  local args=(-z "${DURATION}s" -q "$rate" -c "$CONNECTIONS" --latency-correction --no-tui
+    --output-format json -H "$header")
+  [ -n "$lines" ] && args+=(-m POST -T application/json -Z "$lines")
+  oha "${args[@]}" "$url" >"$WORK/open.json"
+  OPEN_ROWS+=("$name|$rate|$(python3 - "$WORK/open.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p = r["latencyPercentiles"]
+ms = lambda k: f"{p[k] * 1000:.2f}" if p.get(k) is not None else "-"
+codes = r.get("statusCodeDistribution", {})
+# Requests still out when the time is up are oha's to count, not failures.
+errors = sum(v for k, v in r.get("errorDistribution", {}).items() if "deadline" not in k)
+bad = sum(v for k, v in codes.items() if k != "200") + errors
+print(f"{r['summary']['requestsPerSec']:.0f}|{ms('p50')}|{ms('p99')}|{ms('p99.9')}|{bad}")
+PY
+)")
+}
+print_open() {
+  [ ${#OPEN_ROWS[@]} -gt 0 ] || return 0
+  echo
+  echo "Open loop (oha, $CONNECTIONS connections, ${DURATION}s each, at half the closed-loop maximum):"
+  echo
+  printf '| %-38s | %8s | %8s | %8s | %8s | %8s | %6s |\n' workload "rate /s" "served/s" "p50 ms" "p99 ms" "p99.9 ms" "not 200"
+  printf '|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------" "----------" "----------" "----------" "----------" "----------" "--------"
+  for r in "${OPEN_ROWS[@]}"; do
+    IFS='|' read -r name rate served p50 p99 p999 bad <<<"$r"
+    printf '| %-38s | %8s | %8s | %8s | %8s | %8s | %6s |\n' "$name" "$rate" "$served" "$p50" "$p99" "$p999" "$bad"
+  done
+  OPEN_ROWS=()
 }
 
 run_pass() { # title database-url
@@ -211,7 +260,23 @@ PY
     mint login ret- 1000 "$n" "$WORK/returning2.codes"
     row "POST /api/v1/auth/login (returning, 1M)" fresh "$SERVER/api/v1/auth/login" "$WORK/returning2.codes" POST "$login"
   fi
+  if [ "$OPEN" = 1 ]; then
+    local me_row="GET /api/v1/me" login_row="POST /api/v1/auth/login (returning)"
+    if [ -z "$ONLY" ] || [[ "$me_row" =~ $ONLY ]]; then
+      open_loop "$me_row" "$me_row" "$SERVER/api/v1/me" "Authorization: Bearer $token"
+    fi
+    if [ -z "$ONLY" ] || [[ "$login_row" =~ $ONLY ]]; then
+      # One body a request, each with a fresh code of a returning user.
+      mint login ret- 1000 $((${RPS[$login_row]:-0} * DURATION)) "$WORK/open.codes"
+      python3 -c "
+import sys
+for code in open(sys.argv[1]):
+    print('{\"code\":\"%s\",\"appid\":\"%s\"}' % (code.strip(), sys.argv[2]))" "$WORK/open.codes" "$APPID" >"$WORK/open.bodies"
+      open_loop "$login_row" "$login_row" "$SERVER/api/v1/auth/login" "content-type: application/json" "$WORK/open.bodies"
+    fi
+  fi
   print_table "$1"
+  print_open
   stop_server
 }
 

@@ -20,6 +20,8 @@ use crate::telemetry;
 const QUEUE: usize = 10_000;
 /// Events one transaction writes at most.
 const BATCH: usize = 256;
+/// How long events gather after a write that was not full.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 enum Message {
     Event(AuditEvent),
@@ -56,8 +58,14 @@ impl Auditor {
                         tracing::warn!(error = %e, lost = batch.len(), "audit events not written");
                     }
                 }
+                let waited_for = !flushes.is_empty();
                 for done in flushes {
                     let _ = done.send(());
+                }
+                // Events of the next few milliseconds gather for one write, rather than one
+                // commit (one fsync on SQLite) each; a flush is written at once.
+                if !waited_for && batch.len() < BATCH {
+                    tokio::time::sleep(GATHER).await;
                 }
             }
         });

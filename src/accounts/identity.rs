@@ -57,10 +57,11 @@ impl Accounts {
         // A bound openid signs in with its code alone. Where none is, the lease on its cache
         // entry lets a new user made below be cached for its next sign-in.
         let may_create = credentials.is_none() && self.policy() == LoginPolicy::AutoRegister;
-        let (found_user, lease) = users
-            .find_identity_or_lease(appid, openid, may_create)
+        let looked = users
+            .find_identity_or_lease(appid, openid, identity.unionid.as_deref(), may_create)
             .await?;
-        if let Some(user) = found_user {
+        let lease = looked.lease;
+        if let Some(user) = looked.user {
             let known = user
                 .identity(appid, openid)
                 .and_then(|i| i.unionid.as_deref());
@@ -96,9 +97,11 @@ impl Accounts {
             self.link_to_account(&user_id, identity).await?;
             return Ok(found(user_id, false));
         }
-        let linked = match &identity.unionid {
-            Some(u) => users.find_user_by_unionid(u).await?,
-            None => None,
+        // Read with the identity where the lookup went to the database.
+        let linked = match (&identity.unionid, looked.union_owner) {
+            (None, _) => None,
+            (Some(_), Some(owner)) => owner,
+            (Some(u), None) => users.find_user_by_unionid(u).await?,
         };
         Ok(match (linked, self.policy()) {
             (Some(owner), _) => {

@@ -20,6 +20,16 @@ static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// What a sign-in's lookup of its identity found.
+pub struct IdentityLookup {
+    /// The user that has the identity.
+    pub user: Option<User>,
+    /// Where nobody has it: the lease on its cache entry, where one was kept.
+    pub lease: Option<Lease>,
+    /// Where the database was read: the user that first carried the unionid, if any.
+    pub union_owner: Option<Option<String>>,
+}
+
 /// The SQL store, read through the shared user cache where one is set.
 #[derive(Clone)]
 pub struct Users {
@@ -121,47 +131,83 @@ impl Users {
 
     /// The user an openid of an app belongs to, with its identities (that one among them).
     pub async fn find_identity(&self, appid: &str, openid: &str) -> Result<Option<User>> {
-        Ok(self.find_identity_or_lease(appid, openid, false).await?.0)
+        Ok(self
+            .find_identity_or_lease(appid, openid, None, false)
+            .await?
+            .user)
     }
 
-    /// `find_identity`; where nobody has the openid and `keep`, also the lease on its cache
-    /// entry, with which `create_with_identity` stores the user it makes.
+    /// `find_identity` for a sign-in: where nobody has the openid, also the user that first
+    /// carried `unionid` (read in the same query), and with `keep` the lease on the identity's
+    /// cache entry, with which `create_with_identity` stores the user it makes.
     pub async fn find_identity_or_lease(
         &self,
         appid: &str,
         openid: &str,
+        unionid: Option<&str>,
         keep: bool,
-    ) -> Result<(Option<User>, Option<Lease>)> {
-        let Some(cache) = &self.cache else {
-            return match self.identity_owner(appid, openid).await? {
-                Some(id) => Ok((self.get(&id).await?, None)),
-                None => Ok((None, None)),
-            };
-        };
-        // The entry of an identity holds its whole user: a returning sign-in is one read.
-        let key = keys::cached_identity(appid, openid);
+    ) -> Result<IdentityLookup> {
+        let union_owner = std::sync::Mutex::new(None);
         let load = || async {
-            match self.identity_owner(appid, openid).await? {
+            let (owner, by_unionid) = self.owners(appid, openid, unionid).await?;
+            *union_owner.lock().unwrap_or_else(|e| e.into_inner()) = Some(by_unionid);
+            match owner {
                 Some(id) => self.get_sql(&id).await,
                 None => Ok(None),
             }
         };
-        Ok(match cache.lookup(&key, load, keep).await? {
+        let Some(cache) = &self.cache else {
+            let user = load().await?;
+            return Ok(IdentityLookup {
+                user,
+                lease: None,
+                union_owner: union_owner.into_inner().unwrap_or_else(|e| e.into_inner()),
+            });
+        };
+        // The entry of an identity holds its whole user: a returning sign-in is one read.
+        let key = keys::cached_identity(appid, openid);
+        let (user, lease) = match cache.lookup(&key, load, keep).await? {
             Lookup::Found(user) => {
                 let user: User = user;
                 (user.identity(appid, openid).is_some().then_some(user), None)
             }
             Lookup::Missing(lease) => (None, lease),
+        };
+        Ok(IdentityLookup {
+            user,
+            lease,
+            union_owner: union_owner.into_inner().unwrap_or_else(|e| e.into_inner()),
         })
     }
 
+    /// Who has the openid, and (where `unionid`) the user that first carried the unionid (the
+    /// oldest identity, as `find_user_by_unionid`): one query.
+    async fn owners(
+        &self,
+        appid: &str,
+        openid: &str,
+        unionid: Option<&str>,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let rows = sqlx::query(
+            "SELECT user_id, appid, openid FROM identities \
+             WHERE (appid = $1 AND openid = $2) OR unionid = $3 ORDER BY created_at, user_id",
+        )
+        .bind(appid)
+        .bind(openid)
+        .bind(unionid)
+        .fetch_all(&self.pool)
+        .await?;
+        let mine = rows
+            .iter()
+            .find(|r| r.get::<String, _>(1) == appid && r.get::<String, _>(2) == openid);
+        Ok((
+            mine.map(|r| r.get::<String, _>(0)),
+            rows.first().map(|r| r.get::<String, _>(0)),
+        ))
+    }
+
     pub(super) async fn identity_owner(&self, appid: &str, openid: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT user_id FROM identities WHERE appid = $1 AND openid = $2")
-            .bind(appid)
-            .bind(openid)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get::<String, _>(0)))
+        Ok(self.owners(appid, openid, None).await?.0)
     }
 
     /// A user from its cache entry as read along with a session (`store::sessions`); None
