@@ -7,6 +7,9 @@
 //! as arrays in one statement; SQLite (in process) as one JSON array in two. Uniqueness of
 //! (appid, openid) still lives in the schema: an identity that another sign-in (here or on
 //! another node) made first is not written, and neither is its user.
+//!
+//! On SQLite the writer also writes the audit log's batches, so that the file has one writer
+//! (two meet in SQLite's busy handler, which sleeps) and they share its commits.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -18,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{PgPool, Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::audit::AuditEvent;
 use super::StoreError;
 use crate::domain::{now, Identity, User};
 
@@ -27,10 +31,17 @@ type Result<T> = std::result::Result<T, StoreError>;
 const GROUP: usize = 256;
 
 /// A queued sign-up: a new user and its first identity (with its binding number drawn).
-struct Job {
+struct Signup {
     user_id: String,
     identity: Identity,
     reply: oneshot::Sender<Result<(bool, i64)>>,
+}
+
+/// What the writer writes: sign-ups, and on SQLite the audit log's batches too (so that the
+/// file has one writer, and they share its commits).
+enum Job {
+    Signup(Signup),
+    Audit(Vec<AuditEvent>, oneshot::Sender<Result<()>>),
 }
 
 /// Where the writer writes.
@@ -75,11 +86,11 @@ impl Signups {
         // Below 2^31, so that any backend's integer holds it.
         identity.binding = Some(i64::from(rand::random::<u32>() >> 1));
         let (reply, answer) = oneshot::channel();
-        let job = Job {
+        let job = Job::Signup(Signup {
             user_id: user_id.clone(),
             identity: identity.clone(),
             reply,
-        };
+        });
         let gone = || StoreError::Unavailable("database: the sign-up writer stopped".into());
         self.jobs.send(job).await.map_err(|_| gone())?;
         let (created, at) = answer.await.map_err(|_| gone())??;
@@ -96,6 +107,19 @@ impl Signups {
             sessions_not_before: None,
             disabled: false,
         }))
+    }
+}
+
+impl Signups {
+    /// Writes audit events, all or none, with the next group (SQLite's writer only).
+    pub(super) async fn audit(&self, events: Vec<AuditEvent>) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Unavailable("database: the writer stopped".into());
+        self.jobs
+            .send(Job::Audit(events, reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 }
 
@@ -116,7 +140,7 @@ fn sqlite_writer(url: &str) -> Result<Signups> {
         .build()
         .map_err(|e| StoreError::Unavailable(format!("sign-up writer: {e}")))?;
     std::thread::Builder::new()
-        .name("wxlogin-signups".into())
+        .name("wxlogin-sqlite-writer".into())
         .spawn(move || {
             runtime.block_on(async move {
                 let pool = SqlitePoolOptions::new()
@@ -132,43 +156,56 @@ fn sqlite_writer(url: &str) -> Result<Signups> {
     Ok(writer)
 }
 
-/// The writer: every sign-up queued, up to a group, in one transaction, until every sender is
-/// gone.
+/// The writer: every job queued, up to a group, in one transaction, until every sender is gone.
 async fn write_groups(backend: Backend, mut queue: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(GROUP);
     while queue.recv_many(&mut group, GROUP).await > 0 {
+        let mut signups = Vec::new();
+        let mut audits = Vec::new();
+        for job in group.drain(..) {
+            match job {
+                Job::Signup(s) => signups.push(s),
+                Job::Audit(events, reply) => audits.push((events, reply)),
+            }
+        }
         // The same identity twice in one group: the first is written, the others find it made.
         let mut seen = HashSet::new();
-        let (first, again): (Vec<Job>, Vec<Job>) = group
-            .drain(..)
+        let (first, again): (Vec<Signup>, Vec<Signup>) = signups
+            .into_iter()
             .partition(|j| seen.insert((j.identity.appid.clone(), j.identity.openid.clone())));
+        let events: Vec<&AuditEvent> = audits.iter().flat_map(|(e, _)| e).collect();
         let at = now();
         let written = match &backend {
+            Backend::Postgres(_) if !events.is_empty() => Err(StoreError::Unavailable(
+                "database: audit events go to the pool on PostgreSQL".into(),
+            )),
+            Backend::Postgres(_) if first.is_empty() => Ok(HashSet::new()),
             Backend::Postgres(pool) => write_postgres(pool, &first, at).await,
-            Backend::Sqlite(pool) => write_sqlite(pool, &first, at).await,
+            Backend::Sqlite(pool) => write_sqlite(pool, &first, &events, at).await,
         };
+        let failed = |e: &StoreError| StoreError::Unavailable(e.to_string());
         for job in first {
             let answer = match &written {
                 Ok(made) => Ok((made.contains(&job.user_id), at)),
-                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+                Err(e) => Err(failed(e)),
             };
             let _ = job.reply.send(answer);
         }
         for job in again {
-            let _ = job.reply.send(
-                written
-                    .as_ref()
-                    .map(|_| (false, at))
-                    .map_err(|e| StoreError::Unavailable(e.to_string())),
-            );
+            let _ = job
+                .reply
+                .send(written.as_ref().map(|_| (false, at)).map_err(failed));
+        }
+        for (_, reply) in audits {
+            let _ = reply.send(written.as_ref().map(|_| ()).map_err(failed));
         }
     }
 }
 
 /// One statement: the identities that are new, and the users of those (the foreign key is
 /// checked at the statement's end). Answers the ids of the users made.
-async fn write_postgres(pool: &PgPool, jobs: &[Job], at: i64) -> Result<HashSet<String>> {
-    let column = |f: &dyn Fn(&Job) -> String| jobs.iter().map(f).collect::<Vec<String>>();
+async fn write_postgres(pool: &PgPool, jobs: &[Signup], at: i64) -> Result<HashSet<String>> {
+    let column = |f: &dyn Fn(&Signup) -> String| jobs.iter().map(f).collect::<Vec<String>>();
     let rows = sqlx::query(
         "WITH input AS (\
            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
@@ -201,11 +238,16 @@ async fn write_postgres(pool: &PgPool, jobs: &[Job], at: i64) -> Result<HashSet<
     Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
 }
 
-/// One transaction of two statements over the group as a JSON array: the users whose
-/// identities nobody has, then those identities (nothing else writes meanwhile: SQLite has one
-/// writer at a time).
-async fn write_sqlite(pool: &SqlitePool, jobs: &[Job], at: i64) -> Result<HashSet<String>> {
-    let rows = |jobs: &mut dyn Iterator<Item = &Job>| {
+/// One transaction over the group as JSON arrays: the users whose identities nobody has, then
+/// those identities (nothing else writes meanwhile: SQLite has one writer at a time), then the
+/// audit events.
+async fn write_sqlite(
+    pool: &SqlitePool,
+    jobs: &[Signup],
+    events: &[&AuditEvent],
+    at: i64,
+) -> Result<HashSet<String>> {
+    let rows = |jobs: &mut dyn Iterator<Item = &Signup>| {
         serde_json::Value::Array(
             jobs.map(|j| {
                 let i = &j.identity;
@@ -223,20 +265,23 @@ async fn write_sqlite(pool: &SqlitePool, jobs: &[Job], at: i64) -> Result<HashSe
         .to_string()
     };
     let mut tx = pool.begin().await?;
-    let made: HashSet<String> = sqlx::query(
-        "INSERT INTO users (id, created_at, updated_at) \
-         SELECT value ->> 0, $2, $2 FROM json_each($1) AS j \
-         WHERE NOT EXISTS (SELECT 1 FROM identities i \
-           WHERE i.appid = j.value ->> 2 AND i.openid = j.value ->> 3) \
-         RETURNING id",
-    )
-    .bind(rows(&mut jobs.iter()))
-    .bind(at)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|r| r.get::<String, _>(0))
-    .collect();
+    let mut made = HashSet::new();
+    if !jobs.is_empty() {
+        made = sqlx::query(
+            "INSERT INTO users (id, created_at, updated_at) \
+             SELECT value ->> 0, $2, $2 FROM json_each($1) AS j \
+             WHERE NOT EXISTS (SELECT 1 FROM identities i \
+               WHERE i.appid = j.value ->> 2 AND i.openid = j.value ->> 3) \
+             RETURNING id",
+        )
+        .bind(rows(&mut jobs.iter()))
+        .bind(at)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+    }
     if !made.is_empty() {
         sqlx::query(
             "INSERT INTO identities (provider, appid, openid, unionid, user_id, created_at, \
@@ -246,6 +291,34 @@ async fn write_sqlite(pool: &SqlitePool, jobs: &[Job], at: i64) -> Result<HashSe
         )
         .bind(rows(&mut jobs.iter().filter(|j| made.contains(&j.user_id))))
         .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !events.is_empty() {
+        let rows = serde_json::Value::Array(
+            events
+                .iter()
+                .map(|e| {
+                    serde_json::json!([
+                        e.id,
+                        e.at,
+                        e.kind,
+                        e.user_id,
+                        e.client_ip,
+                        e.request_id,
+                        e.actor,
+                        e.detail
+                    ])
+                })
+                .collect(),
+        );
+        sqlx::query(
+            "INSERT INTO audit_events (id, at, type, user_id, client_ip, request_id, actor, \
+               detail) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+               value ->> 5, value ->> 6, value ->> 7 FROM json_each($1)",
+        )
+        .bind(rows.to_string())
         .execute(&mut *tx)
         .await?;
     }
