@@ -177,9 +177,9 @@ ms = lambda k: f"{p[k] * 1000:.2f}" if p.get(k) is not None else "-"
 codes = r.get("statusCodeDistribution", {})
 # Requests still out when the time is up are oha's to count, not failures.
 errors = sum(v for k, v in r.get("errorDistribution", {}).items() if "deadline" not in k)
-# A 400 is a code drawn twice (WeChat's 40163, from the replay cache, no call to WeChat).
-twice = codes.get("400", 0)
-bad = sum(v for k, v in codes.items() if k not in ("200", "400")) + errors
+# A 401 here is a code drawn twice (WeChat's 40163 from the replay cache, no call to WeChat).
+twice = codes.get("401", 0)
+bad = sum(v for k, v in codes.items() if k not in ("200", "401")) + errors
 print(f"{r['summary']['requestsPerSec']:.0f}|{ms('p50')}|{ms('p99')}|{ms('p99.9')}|{twice}|{bad}")
 PY
 )")
