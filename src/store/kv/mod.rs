@@ -2,6 +2,7 @@
 //! configured, by an in-process map. Sessions, one-use tickets, the login replay cache and the
 //! WeChat access_token cache are built on it.
 
+mod leases;
 mod sets;
 
 pub use sets::IndexTtl;
@@ -287,39 +288,6 @@ impl Kv {
         self.set_if(key, value, ttl, false).await
     }
 
-    /// The value of `key`, or None where there was none and `value` is set now (SET NX GET):
-    /// a read that takes a lease where it misses, in one round trip.
-    pub async fn get_or_set_nx(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<Option<Vec<u8>>> {
-        match &self.backend {
-            Backend::Memory(m) => {
-                let mut m = Self::mem(m);
-                let key = self.key(key);
-                if let Some((v, _)) = m.live(&key) {
-                    return Ok(Some(v.clone()));
-                }
-                m.insert(key, value.to_vec(), ttl);
-                Ok(None)
-            }
-            _ => {
-                self.query(
-                    redis::cmd("SET")
-                        .arg(self.key(key))
-                        .arg(value)
-                        .arg("NX")
-                        .arg("GET")
-                        .arg("EX")
-                        .arg(secs(ttl)),
-                )
-                .await
-            }
-        }
-    }
-
     /// Replaces the value only where the key is still there (SET XX): a write that must not
     /// bring back what was deleted meanwhile; true when it was set.
     pub async fn set_existing(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
@@ -350,51 +318,6 @@ impl Kv {
                     )
                     .await?;
                 Ok(set.is_some())
-            }
-        }
-    }
-
-    /// Replaces a value (or, with `None`, deletes it) only where the key still holds
-    /// `expected` (a lease): true when done. One Lua script on Redis, so nothing can come
-    /// between the check and the write.
-    pub async fn compare_and_set(
-        &self,
-        key: &str,
-        expected: &[u8],
-        value: Option<&[u8]>,
-        ttl: Duration,
-    ) -> Result<bool> {
-        const SCRIPT: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
-            if ARGV[2] == '' then redis.call('DEL', KEYS[1]) \
-            else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end return 1";
-        match &self.backend {
-            Backend::Memory(m) => {
-                let mut m = Self::mem(m);
-                let key = self.key(key);
-                if m.live(&key).is_none_or(|(v, _)| v != expected) {
-                    return Ok(false);
-                }
-                match value {
-                    Some(value) => m.insert(key, value.to_vec(), ttl),
-                    None => {
-                        m.map.remove(&key);
-                    }
-                }
-                Ok(true)
-            }
-            _ => {
-                let done: i64 = self
-                    .query(
-                        redis::cmd("EVAL")
-                            .arg(SCRIPT)
-                            .arg(1)
-                            .arg(self.key(key))
-                            .arg(expected)
-                            .arg(value.unwrap_or_default())
-                            .arg(secs(ttl)),
-                    )
-                    .await?;
-                Ok(done == 1)
             }
         }
     }
