@@ -39,6 +39,18 @@ pub struct Lease {
     token: Vec<u8>,
 }
 
+impl Lease {
+    /// A lease not taken yet: a random token that no value can equal.
+    fn new(key: &str) -> Lease {
+        let mut token = vec![LEASE];
+        token.extend(rand::random::<[u8; 16]>());
+        Lease {
+            key: key.to_string(),
+            token,
+        }
+    }
+}
+
 /// The cache, on the same store as sessions.
 #[derive(Clone)]
 pub struct Cache {
@@ -74,17 +86,23 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>>>,
     {
-        let mut lease = vec![LEASE];
-        lease.extend(rand::random::<[u8; 16]>());
+        let mine = Lease::new(key);
         // The entry, or the lease taken where there was none: one round trip.
-        let lease = match self.kv.get_or_set_nx(key, &lease, USER_CACHE_LEASE).await {
-            Ok(None) => Some(lease),
+        let lease = match self
+            .kv
+            .get_or_set_nx(key, &mine.token, USER_CACHE_LEASE)
+            .await
+        {
+            Ok(None) => Some(mine),
             Ok(Some(entry)) => match self.open(key, &entry) {
                 Some(value) => return Ok(Lookup::Found(value)),
                 // Another reader is filling it: read through without storing.
                 None if entry.first() == Some(&LEASE) => None,
                 // A value of another format or key: replace it.
-                None => self.take_lease(key).await,
+                None => match self.kv.del(key).await {
+                    Ok(_) => self.lease(key).await,
+                    Err(_) => None,
+                },
             },
             Err(e) => {
                 tracing::debug!(error = %e, "user cache unavailable: reading SQL");
@@ -94,10 +112,6 @@ impl Cache {
         let loaded = load().await;
         let Some(lease) = lease else {
             return Ok(loaded?.map_or(Lookup::Missing(None), Lookup::Found));
-        };
-        let lease = Lease {
-            key: key.to_string(),
-            token: lease,
         };
         match loaded {
             Ok(None) if keep => Ok(Lookup::Missing(Some(lease))),
@@ -114,13 +128,9 @@ impl Cache {
     /// A lease on a key that has no value yet (a user being made); None where the store does
     /// not answer or someone holds the key.
     pub async fn lease(&self, key: &str) -> Option<Lease> {
-        let mut token = vec![LEASE];
-        token.extend(rand::random::<[u8; 16]>());
-        match self.kv.set_nx(key, &token, USER_CACHE_LEASE).await {
-            Ok(true) => Some(Lease {
-                key: key.to_string(),
-                token,
-            }),
+        let lease = Lease::new(key);
+        match self.kv.set_nx(key, &lease.token, USER_CACHE_LEASE).await {
+            Ok(true) => Some(lease),
             _ => None,
         }
     }
@@ -147,18 +157,6 @@ impl Cache {
             .await
         {
             tracing::debug!(error = %e, "could not fill the user cache");
-        }
-    }
-
-    async fn take_lease(&self, key: &str) -> Option<Vec<u8>> {
-        let mut lease = vec![LEASE];
-        lease.extend(rand::random::<[u8; 16]>());
-        if self.kv.del(key).await.is_err() {
-            return None;
-        }
-        match self.kv.set_nx(key, &lease, USER_CACHE_LEASE).await {
-            Ok(true) => Some(lease),
-            _ => None,
         }
     }
 

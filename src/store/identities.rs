@@ -263,10 +263,15 @@ async fn insert_identity(
     .bind(&identity.unionid)
     .bind(user_id)
     .bind(now)
-    // Below 2^31, so that any backend's integer holds it.
-    .bind(i64::from(rand::random::<u32>() >> 1))
+    .bind(new_binding())
     .execute(&mut **tx)
     .await
     .map_err(|e| unique_violation(e, "this identity"))?;
     Ok(done.rows_affected() > 0)
+}
+
+/// The random number of a new binding of an openid to its user: below 2^31, so that any
+/// backend's integer holds it.
+pub(super) fn new_binding() -> i64 {
+    i64::from(rand::random::<u32>() >> 1)
 }

@@ -22,6 +22,7 @@ use sqlx::{PgPool, Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit::AuditEvent;
+use super::identities::new_binding;
 use super::StoreError;
 use crate::domain::{now, Identity, User};
 
@@ -75,25 +76,23 @@ impl Signups {
         Ok(Signups { jobs })
     }
 
-    /// Makes the user `user_id` (new), signed in by `identity`; None where the identity was made first by another
-    /// sign-in (nothing is written then).
+    /// Makes the user `user_id` (new), signed in by `identity`; None where the identity was
+    /// made first by another sign-in (nothing is written then).
     pub(super) async fn create(
         &self,
         user_id: String,
         identity: &Identity,
     ) -> Result<Option<User>> {
         let mut identity = identity.clone();
-        // Below 2^31, so that any backend's integer holds it.
-        identity.binding = Some(i64::from(rand::random::<u32>() >> 1));
-        let (reply, answer) = oneshot::channel();
-        let job = Job::Signup(Signup {
-            user_id: user_id.clone(),
-            identity: identity.clone(),
-            reply,
-        });
-        let gone = || StoreError::Unavailable("database: the sign-up writer stopped".into());
-        self.jobs.send(job).await.map_err(|_| gone())?;
-        let (created, at) = answer.await.map_err(|_| gone())??;
+        identity.binding = Some(new_binding());
+        let job = |reply| {
+            Job::Signup(Signup {
+                user_id: user_id.clone(),
+                identity: identity.clone(),
+                reply,
+            })
+        };
+        let (created, at) = self.ask(job).await?;
         Ok(created.then(|| User {
             id: user_id,
             username: None,
@@ -108,17 +107,17 @@ impl Signups {
             disabled: false,
         }))
     }
-}
 
-impl Signups {
     /// Writes audit events, all or none, with the next group (SQLite's writer only).
     pub(super) async fn audit(&self, events: Vec<AuditEvent>) -> Result<()> {
+        self.ask(|reply| Job::Audit(events, reply)).await
+    }
+
+    /// Queues a job and waits for the writer's answer to it.
+    async fn ask<T>(&self, job: impl FnOnce(oneshot::Sender<Result<T>>) -> Job) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let gone = || StoreError::Unavailable("database: the writer stopped".into());
-        self.jobs
-            .send(Job::Audit(events, reply))
-            .await
-            .map_err(|_| gone())?;
+        self.jobs.send(job(reply)).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
