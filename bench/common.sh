@@ -46,9 +46,9 @@ start_emulator() { # appid:secret
 }
 
 # `write_config PORT DATABASE_URL [TOP-LEVEL LINES] [TABLES]`: $WORK/wxlogin.toml for a server
-# on PORT with that database, the shared Redis, the emulator as WeChat, sealing on, no per-IP
-# limit (the load comes from one IP: the limit would measure itself), and the mini programs
-# APPID (SECRET) and WeChat's sample.
+# on PORT with that database, the shared Redis, the emulator as WeChat, sealing on (off with
+# SEALING=0), no per-IP limit (the load comes from one IP: the limit would measure itself), and
+# the mini programs APPID (SECRET) and WeChat's sample.
 write_config() {
   cat >"$WORK/wxlogin.toml" <<TOML
 listen = "127.0.0.1:$1"
@@ -56,7 +56,7 @@ database_url = "$2"
 redis_url = "$TEST_REDIS_URL"
 wechat_api_base = "$EMU"
 rate_limit_per_minute = 0
-sealing_keys = "1:$(head -c 32 /dev/urandom | base64)"
+$([ "${SEALING:-1}" = 0 ] || echo "sealing_keys = \"1:$(head -c 32 /dev/urandom | base64)\"")
 ${3:-}
 
 [[miniprogram]]

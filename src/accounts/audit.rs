@@ -94,7 +94,7 @@ pub(super) fn event(kind: &str, user_id: Option<&str>, mut detail: Value) -> Aud
         map.entry("route").or_insert_with(|| r.path.clone().into());
     }
     AuditEvent {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::store::new_id(),
         at: now_ms(),
         kind: kind.to_string(),
         user_id: user_id.map(str::to_string),

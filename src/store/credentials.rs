@@ -28,7 +28,7 @@ impl Users {
     /// Creates an account with a username and an argon2id hash; a username taken (without
     /// regard to case) is a conflict.
     pub async fn create_account(&self, username: &Username, password_hash: &str) -> Result<String> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = super::new_id();
         let now = now();
         sqlx::query(
             "INSERT INTO users (id, username, username_key, password_hash, created_at, \

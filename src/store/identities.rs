@@ -35,7 +35,7 @@ impl Users {
         identity: &Identity,
         lease: Option<Lease>,
     ) -> Result<Created> {
-        let user_id = uuid::Uuid::new_v4().to_string();
+        let user_id = super::new_id();
         // The new user's own entry is leased before it exists, so that the write that makes
         // it and any that follows drop the lease and the fill below stores nothing stale.
         let user_lease = match &self.cache {
@@ -71,7 +71,7 @@ impl Users {
         identity: &Identity,
         phone: Option<&Phone>,
     ) -> Result<Created> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = super::new_id();
         let now = now();
         let mut tx = self.pool.begin().await?;
         sqlx::query(

@@ -21,7 +21,7 @@ impl Users {
     /// A new user with a verified phone and nothing else; a phone that another user has
     /// meanwhile is a conflict.
     pub async fn create_with_phone(&self, phone: &Phone) -> Result<String> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = super::new_id();
         sqlx::query(
             "INSERT INTO users (id, phone_number, pure_phone_number, country_code, created_at, \
                 updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
