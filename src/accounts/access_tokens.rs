@@ -226,7 +226,10 @@ impl AccessTokens {
             aud: self.settings.audience.clone(),
             exp: iat + ttl as i64,
             iat,
-            jti: uuid::Uuid::new_v4().simple().to_string(),
+            jti: uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .simple()
+                .to_string(),
             client_id: client_id(session),
             sid: id.to_text(),
             wechat: WechatIds::of(session, user),

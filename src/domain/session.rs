@@ -15,8 +15,10 @@ use uuid::Uuid;
 pub struct Token(Uuid);
 
 impl Token {
+    /// A new token, from the thread's CSPRNG (`rand`'s ChaCha, seeded and reseeded from the
+    /// OS): as unguessable as a getrandom syscall's bytes, without a syscall per login.
     pub fn new() -> Token {
-        Token(Uuid::new_v4())
+        Token(uuid::Builder::from_random_bytes(rand::random()).into_uuid())
     }
 
     /// Reads a token as the client sends it; anything but a v4 UUID is no token.

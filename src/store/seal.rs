@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, Payload};
 use aes_gcm::Aes256Gcm;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use secrecy::{ExposeSecret, SecretString};
@@ -92,7 +92,8 @@ impl Sealer {
             out.extend_from_slice(plain);
             return out;
         };
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        // A random 96-bit nonce from the thread's CSPRNG (no syscall per seal).
+        let nonce = Aes256Gcm::generate_nonce(&mut rand::thread_rng());
         let sealed = cipher
             .encrypt(
                 &nonce,

@@ -53,6 +53,10 @@ impl Users {
         let pool = AnyPoolOptions::new()
             .max_connections((total / pools.max(1)).max(2) as u32)
             .acquire_timeout(Duration::from_secs(2))
+            // A PostgreSQL connection is pinged when handed out, since the server may have
+            // closed it; a SQLite one is a file open in this process, which no ping can tell
+            // anything of (it would only cost a round trip to its worker thread).
+            .test_before_acquire(postgres)
             .connect(url)
             .await?;
         if !postgres {
