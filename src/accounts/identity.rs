@@ -57,6 +57,8 @@ impl Accounts {
         // A bound openid signs in with its code alone. Where none is, the lease on its cache
         // entry lets a new user made below be cached for its next sign-in.
         let may_create = credentials.is_none() && self.policy() == LoginPolicy::AutoRegister;
+        // (The ways taken rarely are boxed, so that this future, moved along the server's
+        // layers with every login, is no larger than the common ways need.)
         let looked = users
             .find_identity_or_lease(appid, openid, identity.unionid.as_deref(), may_create)
             .await?;
@@ -67,7 +69,7 @@ impl Accounts {
                 .and_then(|i| i.unionid.as_deref());
             let resolved = match (known, &identity.unionid) {
                 (None, Some(u)) => {
-                    users.record_unionid(&user.id, appid, openid, u).await?;
+                    Box::pin(users.record_unionid(&user.id, appid, openid, u)).await?;
                     Resolved {
                         user_id: user.id,
                         user: None,
@@ -93,23 +95,21 @@ impl Accounts {
             })
         };
         if let Some(credentials) = credentials {
-            let user_id = self.check_credentials(credentials).await?;
-            self.link_to_account(&user_id, identity).await?;
+            let user_id = Box::pin(self.check_credentials(credentials)).await?;
+            Box::pin(self.link_to_account(&user_id, identity)).await?;
             return Ok(found(user_id, false));
         }
         // Read with the identity where the lookup went to the database.
         let linked = match (&identity.unionid, looked.union_owner) {
             (None, _) => None,
             (Some(_), Some(owner)) => owner,
-            (Some(u), None) => users.find_user_by_unionid(u).await?,
+            (Some(u), None) => Box::pin(users.find_user_by_unionid(u)).await?,
         };
         Ok(match (linked, self.policy()) {
             (Some(owner), _) => {
                 let event = bound_event(&owner, identity, "unionid");
-                found(
-                    users.link_identity(&owner, identity, &event).await?.owner,
-                    false,
-                )
+                let linked = Box::pin(users.link_identity(&owner, identity, &event)).await?;
+                found(linked.owner, false)
             }
             (None, LoginPolicy::AutoRegister) => {
                 let made = users.create_with_identity(identity, lease).await?;

@@ -194,8 +194,8 @@ impl Accounts {
             }
         }
         if let Some(serde_json::Value::String(unionid)) = data.get("unionId") {
-            self.learn_unionid(auth, unionid, data.get("openId"))
-                .await?;
+            // (Boxed: taken once per identity, and large.)
+            Box::pin(self.learn_unionid(auth, unionid, data.get("openId"))).await?;
         }
         Ok(OpenData { data, watermark })
     }

@@ -157,9 +157,11 @@ impl Accounts {
     /// an unbinding ends every session of it, and binding the openid again does not bring them
     /// back.
     pub async fn authenticate(&self, bearer: &str) -> Result<Authenticated> {
+        // (The ways taken less often are boxed: an async fn's future is as large as its
+        // largest state, and this one is moved along every layer of every signed-in request.)
         let (session_id, credential) = match Token::parse(bearer) {
             Some(token) => (token.id(), Credential::SessionToken(token)),
-            None => self.session_of_access_token(bearer).await?,
+            None => Box::pin(self.session_of_access_token(bearer)).await?,
         };
         let stores = &self.inner.stores;
         let read = stores
@@ -173,7 +175,7 @@ impl Accounts {
             .and_then(|e| stores.users.from_entry(&session.user_id, &e));
         let user = match cached {
             Some(user) => user,
-            None => self.user(&session.user_id).await?,
+            None => Box::pin(self.user(&session.user_id)).await?,
         };
         if let (Some(appid), Some(openid)) = (&session.appid, &session.openid) {
             match user.identity(appid, openid) {

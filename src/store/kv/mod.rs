@@ -152,13 +152,17 @@ impl Kv {
     }
 
     /// A command on Redis or the cluster (not for the in-process store); see `send!`.
+    ///
+    /// The sending is boxed: its future holds every backend's (the cluster's is kilobytes),
+    /// and inline it would make the future of each request that touches Redis that much
+    /// larger, to be copied as it is moved through the layers of the server.
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
-        send!(self, cmd)
+        Box::pin(async { send!(self, cmd) }).await
     }
 
-    /// A pipeline of commands on keys of one slot; see `send!`.
+    /// A pipeline of commands on keys of one slot; see `send!` (and `query` for the box).
     async fn pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
-        send!(self, pipe)
+        Box::pin(async { send!(self, pipe) }).await
     }
 
     /// The in-process store: one node only, lost at exit.
