@@ -135,22 +135,34 @@ impl Cache {
         }
     }
 
-    /// Stores a value made by the holder of `lease` (a value it made after finding nothing),
-    /// unless a write dropped the lease meanwhile.
-    pub async fn fill<T: Serialize>(&self, lease: Lease, value: &T) {
-        self.put(&lease, Some(value)).await;
+    /// Stores a value made by the holders of `leases` (a new user, under its id and its
+    /// identity), in one round trip where the store allows; each key only where its lease still
+    /// is, so that a write that came between leaves nothing stale.
+    pub async fn fill_each<T: Serialize>(&self, leases: &[Lease], value: &T) {
+        let entries: Vec<Vec<u8>> = leases.iter().map(|l| self.entry(&l.key, value)).collect();
+        let items: Vec<(&str, &[u8], &[u8])> = leases
+            .iter()
+            .zip(&entries)
+            .map(|(l, e)| (l.key.as_str(), l.token.as_slice(), e.as_slice()))
+            .collect();
+        if let Err(e) = self.kv.compare_and_set_each(&items, USER_CACHE).await {
+            tracing::debug!(error = %e, "could not fill the user cache");
+        }
+    }
+
+    /// A value as its entry under `key` holds it: sealed for that key.
+    fn entry<T: Serialize>(&self, key: &str, value: &T) -> Vec<u8> {
+        let mut plain = vec![FORMAT];
+        plain.extend(postcard::to_allocvec(value).expect("serializable"));
+        let mut entry = vec![VALUE];
+        entry.extend(self.sealer.seal(key, &plain));
+        entry
     }
 
     /// Replaces the lease with the value, or drops it (None).
     async fn put<T: Serialize>(&self, lease: &Lease, value: Option<&T>) {
         let key = &lease.key;
-        let entry = value.map(|value| {
-            let mut plain = vec![FORMAT];
-            plain.extend(postcard::to_allocvec(value).expect("serializable"));
-            let mut entry = vec![VALUE];
-            entry.extend(self.sealer.seal(key, &plain));
-            entry
-        });
+        let entry = value.map(|value| self.entry(key, value));
         if let Err(e) = self
             .kv
             .compare_and_set(key, &lease.token, entry.as_deref(), USER_CACHE)

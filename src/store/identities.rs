@@ -46,9 +46,8 @@ impl Users {
             Some(user) => {
                 // Cached, for its `/me` and its next sign-in.
                 if let Some(cache) = &self.cache {
-                    for lease in [lease, user_lease].into_iter().flatten() {
-                        cache.fill(lease, &user).await;
-                    }
+                    let leases: Vec<Lease> = [lease, user_lease].into_iter().flatten().collect();
+                    cache.fill_each(&leases, &user).await;
                 }
                 Ok(Created {
                     user_id: user.id.clone(),

@@ -35,9 +35,15 @@ pub use credentials::StoredPassword;
 /// milliseconds and the other 74 random. Rows made one after another then sort together, so
 /// that a new row and its index entries land on the last pages of each index instead of on a
 /// random page each, which the database must write whole (SQLite's WAL, PostgreSQL's full-page
-/// images after a checkpoint). Not a secret: nobody signs in with an id.
+/// images after a checkpoint). Not a secret: nobody signs in with an id. (The random bits come
+/// from the thread's CSPRNG, not a getrandom syscall each.)
 pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    uuid::Builder::from_unix_timestamp_millis(millis, &rand::random())
+        .into_uuid()
+        .to_string()
 }
 
 /// A storage failure.
@@ -122,5 +128,21 @@ impl Stores {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.kv.ping().await?;
         self.users.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_id;
+
+    #[test]
+    fn new_ids_are_v7_and_sort_in_the_order_they_were_made() {
+        let first = new_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_id();
+        let parsed = uuid::Uuid::parse_str(&second).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 7);
+        assert!(first < second, "{first} then {second}");
+        assert_ne!(new_id(), new_id());
     }
 }

@@ -85,4 +85,37 @@ impl Kv {
             }
         }
     }
+
+    /// `compare_and_set` of several keys (values, no deletes), in one round trip on Redis (a
+    /// pipeline of the scripts); on a cluster, where the keys may live on several nodes, one
+    /// after the other. Which were set is not told: a key whose lease went keeps what it has.
+    pub async fn compare_and_set_each(
+        &self,
+        items: &[(&str, &[u8], &[u8])],
+        ttl: Duration,
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Redis(_) | Backend::Sentinel(_) => {
+                let mut pipe = redis::pipe();
+                for (key, expected, value) in items {
+                    pipe.cmd("EVAL")
+                        .arg(CAS)
+                        .arg(1)
+                        .arg(self.key(key))
+                        .arg(*expected)
+                        .arg(*value)
+                        .arg(secs(ttl))
+                        .ignore();
+                }
+                self.pipeline(&pipe).await
+            }
+            _ => {
+                for (key, expected, value) in items {
+                    self.compare_and_set(key, expected, Some(value), ttl)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
