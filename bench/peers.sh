@@ -48,17 +48,11 @@ curl -sf "$NODE/healthz" >/dev/null || { echo "the Node peer did not start:"; ca
 NODE_PIDS="$NODE_PID $(pgrep -P "$NODE_PID" | tr '\n' ' ')"
 
 # A token for /me on a server, and one whose session_key is WeChat's sample's, for decrypt.
-sign_in() { # server appid user [session key]
-  local code
-  code=$(emu_post /login "{\"appid\":\"$2\",\"user\":\"$3\"${4:+,\"sessionKey\":\"$4\"}}" | json '["code"]')
-  curl -sf -X POST "$1/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"code\":\"$code\",\"appid\":\"$2\"}" | json '["token"]'
-}
 declare -A ME SAMPLE
-ME[wx]=$(sign_in "$WX" "$APPID" peer-me)
-ME[node]=$(sign_in "$NODE" "$APPID" peer-me)
-SAMPLE[wx]=$(sign_in "$WX" "$SAMPLE_APPID" band "$SAMPLE_KEY")
-SAMPLE[node]=$(sign_in "$NODE" "$SAMPLE_APPID" band "$SAMPLE_KEY")
+ME[wx]=$(sign_in "$WX" "$APPID" peer-me | json '["token"]')
+ME[node]=$(sign_in "$NODE" "$APPID" peer-me | json '["token"]')
+SAMPLE[wx]=$(sign_in "$WX" "$SAMPLE_APPID" band "$SAMPLE_KEY" | json '["token"]')
+SAMPLE[node]=$(sign_in "$NODE" "$SAMPLE_APPID" band "$SAMPLE_KEY" | json '["token"]')
 write_sample "$WORK/decrypt.json"
 # Both answer WeChat's sample alike.
 for s in wx node; do

@@ -147,23 +147,19 @@ run_pass() { # title database-url
   PASS=$1
   start_server "$2"
   # A signed-in user for /me, and one whose session_key is WeChat's published sample's.
-  local code token sample_token
-  code=$(emu_post /login "{\"appid\":\"$APPID\",\"user\":\"bench-me0\"}" | json '["code"]')
-  local signed_in access
-  signed_in=$(curl -sf -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' -d "{\"code\":\"$code\",\"appid\":\"$APPID\"}")
+  local token sample_token signed_in access
+  signed_in=$(sign_in "$SERVER" "$APPID" bench-me0)
   token=$(json '["token"]' <<<"$signed_in")
   # (Empty from a build before access tokens: their rows are then left out.)
   access=$(json '.get("accessToken", "")' <<<"$signed_in")
   printf 'token=%s' "$access" >"$WORK/introspect.form"
-  code=$(emu_post /login "{\"appid\":\"$SAMPLE_APPID\",\"user\":\"band\",\"sessionKey\":\"$SAMPLE_KEY\"}" | json '["code"]')
-  sample_token=$(curl -sf -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' -d "{\"code\":\"$code\",\"appid\":\"$SAMPLE_APPID\"}" | json '["token"]')
+  sample_token=$(sign_in "$SERVER" "$SAMPLE_APPID" band "$SAMPLE_KEY" | json '["token"]')
   write_sample "$WORK/decrypt.json"
   # A session whose identity has no unionid, and open data that carries one: decryption learns
   # it once, then is computation alone.
   emu_post /apps "{\"appid\":\"$NOU_APPID\",\"secret\":\"$SECRET\",\"unionid\":false}" >/dev/null
-  code=$(emu_post /login "{\"appid\":\"$NOU_APPID\",\"user\":\"bench-nou\"}" | json '["code"]')
   local nou_token
-  nou_token=$(curl -sf -X POST "$SERVER/api/v1/auth/login" -H 'content-type: application/json' -d "{\"code\":\"$code\",\"appid\":\"$NOU_APPID\"}" | json '["token"]')
+  nou_token=$(sign_in "$SERVER" "$NOU_APPID" bench-nou | json '["token"]')
   emu_post /encrypt "{\"appid\":\"$NOU_APPID\",\"user\":\"bench-nou\",\"data\":{\"unionId\":\"oUNIONbenchnou000000000000000\",\"nickName\":\"Band\"}}" \
     | python3 -c 'import json,sys; d=json.load(sys.stdin); json.dump({"encryptedData": d["encryptedData"], "iv": d["iv"]}, sys.stdout)' >"$WORK/decrypt-unionid.json"
   # Returning users: 1000 users signed in once before the run.

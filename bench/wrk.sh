@@ -1,7 +1,8 @@
 # The load helpers of the bench scripts; source it after bench/common.sh, with DURATION,
 # CONNECTIONS, THREADS, APPID, EMU and SERVER_PID set (PROFILE and SLUG for a perf profile).
-# `mint` makes wx.login codes at the emulator; `fixed` sends one request again and again, `fresh`
-# a fresh code per request; both print "req/s p50_ms p99_ms errors cpu_us redis_us".
+# `mint` makes wx.login codes at the emulator; `sign_in` logs a test user in; `fixed` sends one
+# request again and again, `fresh` a fresh code per request, both printing
+# "req/s p50_ms p99_ms errors cpu_us redis_us"; `write_sample` writes WeChat's sample's body.
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 emu_post() { curl -sf -X POST "$EMU/__emulator$1" -H 'content-type: application/json' -d "$2"; }
@@ -15,6 +16,14 @@ mint() { # kind prefix users count file
       | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["codes"]))' >>"$5"
     left=$((left - chunk))
   done
+}
+
+# A test user's wx.login code sent to a server's login: the answer's JSON.
+sign_in() { # server appid user [session key]
+  local code
+  code=$(emu_post /login "{\"appid\":\"$2\",\"user\":\"$3\"${4:+,\"sessionKey\":\"$4\"}}" | json '["code"]')
+  curl -sf -X POST "$1/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"code\":\"$code\",\"appid\":\"$2\"}"
 }
 
 # CPU time (user + system, in clock ticks) the processes have used, together.

@@ -267,6 +267,32 @@ impl TestApp {
         self.wx_login_in(APPID, user).await
     }
 
+    /// `wx.login` for a test user whose session_key stays as it was (codes drawn in a burst,
+    /// all good at once).
+    pub async fn wx_login_same_key(&self, user: &str) -> String {
+        self.emu(
+            "POST",
+            "/login",
+            json!({"appid": APPID, "user": user, "rotate": false}),
+        )
+        .await["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The login calls of these codes, all at once: the answers, in the codes' order.
+    pub async fn login_all<'a>(&self, codes: impl IntoIterator<Item = &'a String>) -> Vec<Reply> {
+        futures_util::future::join_all(codes.into_iter().map(|code| {
+            self.post(
+                "/api/v1/auth/login",
+                None,
+                json!({"code": code, "appid": APPID}),
+            )
+        }))
+        .await
+    }
+
     /// `wx.login` for a test user, then the login call with that code: the answer, as it is.
     pub async fn try_login(&self, user: &str) -> Reply {
         let code = self.wx_login(user).await;

@@ -348,26 +348,9 @@ async fn concurrent_first_logins_of_one_openid_make_one_user_on_both_databases()
         let app = spawn_with(db, kv, |_| {}).await;
         let mut codes = Vec::new();
         for _ in 0..16 {
-            codes.push(
-                app.emu(
-                    "POST",
-                    "/login",
-                    json!({"appid": APPID, "user": "zed", "rotate": false}),
-                )
-                .await["code"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            );
+            codes.push(app.wx_login_same_key("zed").await);
         }
-        let replies = futures_util::future::join_all(codes.iter().map(|c| {
-            app.post(
-                "/api/v1/auth/login",
-                None,
-                json!({"code": c, "appid": APPID}),
-            )
-        }))
-        .await;
+        let replies = app.login_all(&codes).await;
         let mut ids = std::collections::HashSet::new();
         let mut new_users = 0;
         for r in &replies {
@@ -395,26 +378,10 @@ async fn a_burst_of_first_logins_makes_one_whole_user_each_on_both_databases() {
             ));
         }
         for _ in 0..8 {
-            let code = app
-                .emu(
-                    "POST",
-                    "/login",
-                    json!({"appid": APPID, "user": "burst-twice", "rotate": false}),
-                )
-                .await["code"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            let code = app.wx_login_same_key("burst-twice").await;
             logins.push(("burst-twice".to_string(), code));
         }
-        let replies = futures_util::future::join_all(logins.iter().map(|(_, code)| {
-            app.post(
-                "/api/v1/auth/login",
-                None,
-                json!({"code": code, "appid": APPID}),
-            )
-        }))
-        .await;
+        let replies = app.login_all(logins.iter().map(|(_, code)| code)).await;
         let mut users = std::collections::HashMap::new();
         let mut new_users = 0;
         for ((person, _), r) in logins.iter().zip(&replies) {
