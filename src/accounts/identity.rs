@@ -8,7 +8,7 @@ use super::{audit, Accounts};
 use crate::config::LoginPolicy;
 use crate::domain::{Credentials, Identity, User};
 use crate::error::{Code, Error, Result};
-use crate::store::StoreError;
+use crate::store::{cache::Fill, StoreError};
 
 /// Who an identity signs in as.
 // Made once per sign-in and matched at once: boxing the big variant would buy nothing.
@@ -28,6 +28,8 @@ pub(super) struct Resolved {
     pub is_new_user: bool,
     /// The identity's unionid is on record.
     pub unionid_known: bool,
+    /// A new user's cache entries, to be written with its session (`start_session`).
+    pub fill: Option<Fill>,
 }
 
 /// The audit event of an identity bound to a user (`by`: `unionid` or `account`).
@@ -75,6 +77,7 @@ impl Accounts {
                         user: None,
                         is_new_user: false,
                         unionid_known: true,
+                        fill: None,
                     }
                 }
                 (known, _) => Resolved {
@@ -82,6 +85,7 @@ impl Accounts {
                     user_id: user.id.clone(),
                     user: Some(user),
                     is_new_user: false,
+                    fill: None,
                 },
             };
             return Ok(Resolution::User(resolved));
@@ -92,6 +96,7 @@ impl Accounts {
                 user: None,
                 is_new_user,
                 unionid_known: given,
+                fill: None,
             })
         };
         if let Some(credentials) = credentials {
@@ -112,13 +117,14 @@ impl Accounts {
                 found(linked.owner, false)
             }
             (None, LoginPolicy::AutoRegister) => {
-                let made = users.create_with_identity(identity, lease).await?;
+                let (made, fill) = users.create_with_identity(identity, lease).await?;
                 Resolution::User(Resolved {
                     user_id: made.user_id,
                     // A new user is known whole: no read after the write.
                     user: made.user,
                     is_new_user: made.created,
                     unionid_known: given,
+                    fill,
                 })
             }
             (None, LoginPolicy::RequireBinding) => Resolution::NeedsBinding,

@@ -182,7 +182,8 @@ impl Accounts {
             user_id: resolved.user_id,
             is_new_user: resolved.is_new_user,
         };
-        self.start_session(user, resolved.is_new_user, session, Some(answer))
+        let fill = resolved.fill;
+        self.start_session(user, resolved.is_new_user, session, Some(answer), fill)
             .await
     }
 }

@@ -53,6 +53,7 @@ impl Accounts {
         let nickname = Some(info.nickname.as_str()).filter(|n| !n.is_empty());
         let avatar = Some(info.headimgurl.as_str()).filter(|a| a.starts_with("http"));
         let users = &self.inner.stores.users;
+        users.write_fill(resolved.fill).await;
         users
             .fill_profile(&resolved.user_id, nickname, avatar)
             .await?;

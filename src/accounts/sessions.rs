@@ -7,7 +7,7 @@ use super::access_tokens::AccessClaims;
 use super::{Accounts, Issued, SignedIn};
 use crate::domain::{now, now_ms, ProfileChange, Session, SessionId, Token, User, WxCode};
 use crate::error::{Code, Error, Result};
-use crate::store::replays::DoneAnswer;
+use crate::store::{cache::Fill, replays::DoneAnswer};
 
 /// How long the session_key before a refresh is still tried for decryption, in seconds.
 const PREVIOUS_KEY_GRACE: i64 = 300;
@@ -76,6 +76,7 @@ impl Accounts {
         is_new_user: bool,
         mut session: Session,
         answer: Option<DoneAnswer>,
+        fill: Option<Fill>,
     ) -> Result<SignedIn> {
         if user.disabled {
             tracing::info!(
@@ -97,7 +98,7 @@ impl Accounts {
         }
         let stores = &self.inner.stores;
         let answer = answer.map(|a| (&stores.replays, a));
-        let token = stores.sessions.create(&session, answer).await?;
+        let token = stores.sessions.create(&session, answer, fill).await?;
         let access_token = self
             .issue_access_token(&token.id(), &session, &user)
             .await?;
@@ -148,7 +149,8 @@ impl Accounts {
         session: Session,
     ) -> Result<SignedIn> {
         let user = self.user(user_id).await?;
-        self.start_session(user, is_new_user, session, None).await
+        self.start_session(user, is_new_user, session, None, None)
+            .await
     }
 
     /// The session of a bearer token, and its user: one round trip to Redis where this node has

@@ -224,6 +224,7 @@ impl Accounts {
             }
         };
         let (user_id, is_new_user) = (resolved.user_id, resolved.is_new_user);
+        self.inner.stores.users.write_fill(resolved.fill).await;
         if let Some((nickname, avatar)) = &profile {
             self.inner
                 .stores

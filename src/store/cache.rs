@@ -16,7 +16,8 @@ use std::future::Future;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::keys::{USER_CACHE, USER_CACHE_LEASE};
-use super::{kv::Kv, seal::Sealer, StoreError};
+use super::kv::{Guarded, Kv};
+use super::{seal::Sealer, StoreError};
 
 /// The first byte of every entry: a lease, or a sealed value.
 const LEASE: u8 = 0;
@@ -50,6 +51,10 @@ impl Lease {
         }
     }
 }
+
+/// Entries to store where a lease still holds (`Cache::fill`).
+#[must_use = "a fill is written by `Cache::write` or with a new session"]
+pub struct Fill(pub(super) Guarded);
 
 /// The cache, on the same store as sessions.
 #[derive(Clone)]
@@ -135,17 +140,24 @@ impl Cache {
         }
     }
 
-    /// Stores a value made by the holders of `leases` (a new user, under its id and its
-    /// identity), in one round trip where the store allows; each key only where its lease still
-    /// is, so that a write that came between leaves nothing stale.
-    pub async fn fill_each<T: Serialize>(&self, leases: &[Lease], value: &T) {
-        let entries: Vec<Vec<u8>> = leases.iter().map(|l| self.entry(&l.key, value)).collect();
-        let items: Vec<(&str, &[u8], &[u8])> = leases
-            .iter()
-            .zip(&entries)
-            .map(|(l, e)| (l.key.as_str(), l.token.as_slice(), e.as_slice()))
-            .collect();
-        if let Err(e) = self.kv.compare_and_set_each(&items, USER_CACHE).await {
+    /// The entries that store a value just made (a new user) under the lease's key and under
+    /// `others`, to be written where the lease still holds (`write`, or along with other writes:
+    /// `Sessions::create`). `others` must be keys that every write which could change the value
+    /// drops together with the lease's key, so that a write that came between leaves nothing
+    /// stale in any of them.
+    pub fn fill<T: Serialize>(&self, lease: Lease, others: &[String], value: &T) -> Fill {
+        let mut entries = vec![(lease.key.clone(), self.entry(&lease.key, value))];
+        entries.extend(others.iter().map(|k| (k.clone(), self.entry(k, value))));
+        Fill(Guarded {
+            expected: lease.token,
+            entries,
+            ttl: USER_CACHE,
+        })
+    }
+
+    /// Writes a fill on its own (one round trip).
+    pub async fn write(&self, fill: Fill) {
+        if let Err(e) = self.kv.set_guarded(&fill.0).await {
             tracing::debug!(error = %e, "could not fill the user cache");
         }
     }
@@ -281,5 +293,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(inner.as_deref(), Some("second"));
+    }
+
+    #[tokio::test]
+    async fn a_fill_stores_under_its_lease_and_the_keys_it_guards_unless_a_write_came_between() {
+        let cache = cache();
+        let miss = || async { Ok(None::<String>) };
+        let lease = |cache: Cache| async move {
+            match cache.lookup("i", miss, true).await.unwrap() {
+                Lookup::Missing(Some(lease)) => lease,
+                _ => panic!("a miss keeps its lease"),
+            }
+        };
+        let fill = cache.fill(lease(cache.clone()).await, &["u".to_string()], &"made");
+        cache.write(fill).await;
+        let read = |key: &'static str| cache.get_or_load(key, || async { Ok(None::<String>) });
+        assert_eq!(read("i").await.unwrap().as_deref(), Some("made"));
+        assert_eq!(read("u").await.unwrap().as_deref(), Some("made"));
+
+        // A write between the lease and the fill drops the lease: neither key is stored.
+        let keys = ["i".to_string(), "u".to_string()];
+        cache.forget(&keys).await.unwrap();
+        let fill = cache.fill(lease(cache.clone()).await, &["u".to_string()], &"stale");
+        cache.forget(&keys).await.unwrap();
+        cache.write(fill).await;
+        assert_eq!(read("i").await.unwrap(), None);
+        assert_eq!(read("u").await.unwrap(), None);
     }
 }

@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::audit::{insert_audit, AuditEvent};
-use super::cache::Lease;
+use super::cache::{Fill, Lease};
 use super::users::{unique_violation, Users};
 use super::{keys, StoreError};
 use crate::domain::{now, Created, Identity, Linked, Phone, Unbound};
@@ -28,39 +28,37 @@ impl Users {
     /// Creates a user signed in by `identity` (written in a group with concurrent sign-ups).
     /// Where a concurrent call made the identity first, nothing is written and that user is
     /// returned.
-    /// With the `lease` of the identity's cache entry (from `find_identity_or_lease`), the new
-    /// user is cached too, unless a write came between.
+    /// With the `lease` of the identity's cache entry (from `find_identity_or_lease`), also the
+    /// fill that caches the new user under its identity and its id, for its `/me` and its next
+    /// sign-in: written with the session (`Sessions::create`), unless a write came between.
     pub async fn create_with_identity(
         &self,
         identity: &Identity,
         lease: Option<Lease>,
-    ) -> Result<Created> {
-        let user_id = super::new_id();
-        // The new user's own entry is leased before it exists, so that the write that makes
-        // it and any that follows drop the lease and the fill below stores nothing stale.
-        let user_lease = match &self.cache {
-            Some(cache) => cache.lease(&keys::cached_user(&user_id)).await,
-            None => None,
-        };
-        match self.signups.create(user_id, identity).await? {
-            Some(user) => {
-                // Cached, for its `/me` and its next sign-in.
-                if let Some(cache) = &self.cache {
-                    let leases: Vec<Lease> = [lease, user_lease].into_iter().flatten().collect();
-                    cache.fill_each(&leases, &user).await;
-                }
-                Ok(Created {
-                    user_id: user.id.clone(),
-                    created: true,
-                    user: Some(user),
-                })
-            }
-            None => Ok(Created {
+    ) -> Result<(Created, Option<Fill>)> {
+        let Some(user) = self.signups.create(super::new_id(), identity).await? else {
+            let created = Created {
                 user_id: self.existing(identity).await?.owner,
                 created: false,
                 user: None,
-            }),
-        }
+            };
+            return Ok((created, None));
+        };
+        // The identity's lease guards the user's own entry too: no write can reach the user
+        // before it exists, and every write to a user after drops the entries of all its
+        // identities with its own (`Users::write`), this lease with them.
+        let fill = match (&self.cache, lease) {
+            (Some(cache), Some(lease)) => {
+                Some(cache.fill(lease, &[keys::cached_user(&user.id)], &user))
+            }
+            _ => None,
+        };
+        let created = Created {
+            user_id: user.id.clone(),
+            created: true,
+            user: Some(user),
+        };
+        Ok((created, fill))
     }
 
     /// `create_with_identity`, the user with a verified phone too, in the same transaction; a

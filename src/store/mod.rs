@@ -12,6 +12,7 @@ mod identities;
 pub mod keys;
 pub mod kv;
 pub mod limits;
+mod lookups;
 pub mod phones;
 pub mod replays;
 pub mod seal;

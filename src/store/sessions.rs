@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::cache::Fill;
 use super::kv::IndexTtl;
 use super::replays::{DoneAnswer, Replay, Replays};
 use super::{keys, kv::Kv, seal::Sealer, StoreError};
@@ -84,11 +85,13 @@ impl Sessions {
     }
 
     /// Stores a new session and returns its token; with `answer`, the login's answer for a
-    /// retry of its code too, in the same round trip.
+    /// retry of its code too, and with `fill`, the user cache's entries of a user just made, in
+    /// the same round trip.
     pub async fn create(
         &self,
         session: &Session,
         answer: Option<(&Replays, DoneAnswer)>,
+        fill: Option<Fill>,
     ) -> Result<Token, StoreError> {
         let token = Token::new();
         let key = keys::session(&token.id());
@@ -110,7 +113,12 @@ impl Sessions {
         // in the same round trip, for the user's deletion.
         let index = keys::user_sessions(&session.user_id);
         self.kv
-            .set_many_and_add(&entries, &index, IndexTtl::Renew(self.max_age))
+            .set_many_and_add(
+                &entries,
+                &index,
+                IndexTtl::Renew(self.max_age),
+                fill.as_ref().map(|f| &f.0),
+            )
             .await?;
         self.remember(&token.id(), session);
         Ok(token)
@@ -233,7 +241,7 @@ mod store_tests {
         let (ttl, max_age) = (Duration::from_secs(60), Duration::from_secs(86_400));
         let sessions = Sessions::new(kv, ttl, max_age, Sealer::default());
         let session = Session::wechat("u1", "wx1", "o1", "tiihtNczf5v6AKRyjwEUhQ==".into());
-        let token = sessions.create(&session, None).await.unwrap();
+        let token = sessions.create(&session, None, None).await.unwrap();
         // A refresh read the session; a logout ends it; the refresh writes.
         let read = sessions.get(&token.id()).await.unwrap().unwrap().session;
         assert!(sessions.delete(&token.id()).await.unwrap());
@@ -255,15 +263,15 @@ mod store_tests {
             left <= Duration::from_secs(30) && left >= Duration::from_secs(29),
             "{left:?}"
         );
-        let token = sessions.create(&session, None).await.unwrap();
+        let token = sessions.create(&session, None, None).await.unwrap();
         assert!(sessions.get(&token.id()).await.unwrap().is_some());
         session.created_at = now_ms() - 3_600_001;
-        let old = sessions.create(&session, None).await.unwrap();
+        let old = sessions.create(&session, None, None).await.unwrap();
         assert!(sessions.get(&old.id()).await.unwrap().is_none());
         assert!(!sessions.put(&old.id(), &session).await.unwrap());
         // A session stored before format 4 gets its beginning at its first read.
         session.created_at = 0;
-        let legacy = sessions.create(&session, None).await.unwrap();
+        let legacy = sessions.create(&session, None, None).await.unwrap();
         let read = sessions.get(&legacy.id()).await.unwrap().unwrap().session;
         assert!(now_ms() - read.created_at < 5_000);
         let again = sessions.get(&legacy.id()).await.unwrap().unwrap().session;
@@ -279,7 +287,7 @@ mod store_tests {
             let here = Sessions::new(kv.clone(), ttl, max_age, sealer.clone());
             let elsewhere = Sessions::new(kv.clone(), ttl, max_age, sealer.clone());
             let session = Session::wechat("u1", "wx1", "o1", "tiihtNczf5v6AKRyjwEUhQ==".into());
-            let token = here.create(&session, None).await.unwrap();
+            let token = here.create(&session, None, None).await.unwrap();
             kv.set(&keys::cached_user("u1"), b"entry", ttl)
                 .await
                 .unwrap();

@@ -184,7 +184,7 @@ impl Tickets {
         // Listed under its user, whose deletion deletes it.
         let index = keys::user_sessions(&record.user_id);
         self.kv
-            .set_many_and_add(&entry, &index, IndexTtl::IfNew(keys::WEB_TICKET))
+            .set_many_and_add(&entry, &index, IndexTtl::IfNew(keys::WEB_TICKET), None)
             .await
     }
 

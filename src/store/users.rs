@@ -10,7 +10,8 @@ use sqlx::AnyPool;
 use sqlx::{migrate::Migrator, Row};
 
 use super::audit::AuditEvent;
-use super::cache::{Cache, Lease, Lookup};
+use super::cache::{Cache, Fill, Lease, Lookup};
+use super::lookups::Lookups;
 use super::signups::Signups;
 use super::{keys, StoreError};
 use crate::domain::{now, Identity, Phone, ProfileChange, Provider, User};
@@ -36,6 +37,8 @@ pub struct Users {
     pub(super) pool: AnyPool,
     /// First sign-ins' new users, written in groups.
     pub(super) signups: Signups,
+    /// On PostgreSQL, sign-ins' reads of who has an openid, in batches.
+    pub(super) lookups: Option<Lookups>,
     postgres: bool,
     pub(super) cache: Option<Cache>,
 }
@@ -68,6 +71,7 @@ impl Users {
         Ok(Users {
             pool,
             signups: Signups::connect(url).await?,
+            lookups: postgres.then(|| Lookups::start(url)).transpose()?,
             postgres,
             cache: None,
         })
@@ -99,6 +103,14 @@ impl Users {
         // an identity names it.)
         cache.forget_after_write(&entries).await;
         Ok(out)
+    }
+
+    /// Writes the cache fill of a user just made (`create_with_identity`) on its own, where no
+    /// session is written with it.
+    pub async fn write_fill(&self, fill: Option<Fill>) {
+        if let (Some(cache), Some(fill)) = (&self.cache, fill) {
+            cache.write(fill).await;
+        }
     }
 
     /// The cache entries that hold a user.
@@ -186,13 +198,17 @@ impl Users {
     }
 
     /// Who has the openid, and (where `unionid`) the user that first carried the unionid (the
-    /// oldest identity, as `find_user_by_unionid`): one query.
+    /// oldest identity, as `find_user_by_unionid`): one query (on PostgreSQL, in a batch with
+    /// the lookups of concurrent sign-ins: `store::lookups`).
     async fn owners(
         &self,
         appid: &str,
         openid: &str,
         unionid: Option<&str>,
     ) -> Result<(Option<String>, Option<String>)> {
+        if let Some(lookups) = &self.lookups {
+            return lookups.owners(appid, openid, unionid).await;
+        }
         let rows = sqlx::query(
             "SELECT user_id, appid, openid FROM identities \
              WHERE (appid = $1 AND openid = $2) OR unionid = $3 ORDER BY created_at, user_id",

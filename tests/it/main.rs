@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod app;
 mod audit;
+mod bursts;
 mod cluster;
 mod data;
 mod emulator;

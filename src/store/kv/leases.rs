@@ -5,6 +5,21 @@ use std::time::Duration;
 
 use super::{secs, Backend, Kv, Result};
 
+/// Sets KEYS[i] to ARGV[i + 2] (for ARGV[2] seconds), all of them only where KEYS[1] holds
+/// ARGV[1].
+const GUARDED: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+    for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ARGV[2]) end return 1";
+
+/// Values written only where a lease still holds: the first entry's key is the lease's, and its
+/// value replaces the lease; the others are keys the lease guards (whatever would drop them
+/// drops the lease too).
+pub struct Guarded {
+    /// The lease's token.
+    pub expected: Vec<u8>,
+    pub entries: Vec<(String, Vec<u8>)>,
+    pub ttl: Duration,
+}
+
 /// Sets (or with an empty value deletes) KEYS[1] only where it holds ARGV[1].
 const CAS: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
     if ARGV[2] == '' then redis.call('DEL', KEYS[1]) \
@@ -86,36 +101,46 @@ impl Kv {
         }
     }
 
-    /// `compare_and_set` of several keys (values, no deletes), in one round trip on Redis (a
-    /// pipeline of the scripts); on a cluster, where the keys may live on several nodes, one
-    /// after the other. Which were set is not told: a key whose lease went keeps what it has.
-    pub async fn compare_and_set_each(
-        &self,
-        items: &[(&str, &[u8], &[u8])],
-        ttl: Duration,
-    ) -> Result<()> {
+    /// Writes `guarded`'s values where its lease still holds, in one Lua script (nothing can
+    /// come between the check and the writes). On a cluster, where the other keys may live on
+    /// other nodes, only the lease's own key is written.
+    pub async fn set_guarded(&self, guarded: &Guarded) -> Result<()> {
         match &self.backend {
-            Backend::Redis(_) | Backend::Sentinel(_) => {
-                let mut pipe = redis::pipe();
-                for (key, expected, value) in items {
-                    pipe.cmd("EVAL")
-                        .arg(CAS)
-                        .arg(1)
-                        .arg(self.key(key))
-                        .arg(*expected)
-                        .arg(*value)
-                        .arg(secs(ttl))
-                        .ignore();
+            Backend::Memory(m) => {
+                let mut m = Self::mem(m);
+                let Some((first, _)) = guarded.entries.first() else {
+                    return Ok(());
+                };
+                if m.live(&self.key(first))
+                    .is_none_or(|(v, _)| *v != guarded.expected)
+                {
+                    return Ok(());
                 }
-                self.pipeline(&pipe).await
-            }
-            _ => {
-                for (key, expected, value) in items {
-                    self.compare_and_set(key, expected, Some(value), ttl)
-                        .await?;
+                for (key, value) in &guarded.entries {
+                    m.insert(self.key(key), value.clone(), guarded.ttl);
                 }
                 Ok(())
             }
+            Backend::Cluster(_) => self.query(&self.guarded_script(guarded, 1)).await,
+            _ => {
+                let keys = guarded.entries.len();
+                self.query(&self.guarded_script(guarded, keys)).await
+            }
         }
+    }
+
+    /// The `GUARDED` script's arguments, for the first `keys` of `guarded`'s entries.
+    pub(super) fn guarded_script(&self, guarded: &Guarded, keys: usize) -> redis::Cmd {
+        let entries = &guarded.entries[..keys.min(guarded.entries.len())];
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(GUARDED).arg(entries.len());
+        for (key, _) in entries {
+            cmd.arg(self.key(key));
+        }
+        cmd.arg(&guarded.expected).arg(secs(guarded.ttl));
+        for (_, value) in entries {
+            cmd.arg(value);
+        }
+        cmd
     }
 }

@@ -5,6 +5,7 @@
 mod leases;
 mod sets;
 
+pub use leases::Guarded;
 pub use sets::IndexTtl;
 
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{secs, Backend, Kv, Result};
+use super::{secs, Backend, Guarded, Kv, Result};
 
 /// How an index's time to live follows an addition.
 #[derive(Clone, Copy, Debug)]
@@ -19,12 +19,14 @@ impl Kv {
     /// `set_many`, and the keys written listed in the set at `index`: one round trip on Redis;
     /// on a cluster, one write after the other. The set then lives `ttl` from now (`Renew`, for
     /// a `ttl` that outlasts every member), or keeps its time and gets `ttl` only where it had
-    /// none (`IfNew`).
+    /// none (`IfNew`). With `guarded`, its values too, in the same round trip on Redis (see
+    /// `set_guarded`).
     pub async fn set_many_and_add(
         &self,
         entries: &[(&str, &[u8], Duration)],
         index: &str,
         ttl: IndexTtl,
+        guarded: Option<&Guarded>,
     ) -> Result<()> {
         let members: Vec<&str> = entries.iter().map(|(k, _, _)| *k).collect();
         match &self.backend {
@@ -39,10 +41,18 @@ impl Kv {
                         .ignore();
                 }
                 self.add_members(&mut pipe, index, &members, ttl);
+                if let Some(guarded) = guarded {
+                    let keys = guarded.entries.len();
+                    pipe.add_command(self.guarded_script(guarded, keys))
+                        .ignore();
+                }
                 self.pipeline(&pipe).await
             }
             Backend::Memory(m) => {
                 self.set_many(entries).await?;
+                if let Some(guarded) = guarded {
+                    self.set_guarded(guarded).await?;
+                }
                 let mut m = Self::mem(m);
                 let key = self.key(index);
                 let now = Instant::now();
@@ -67,7 +77,11 @@ impl Kv {
                 self.set_many(entries).await?;
                 let mut pipe = redis::pipe();
                 self.add_members(&mut pipe, index, &members, ttl);
-                self.pipeline(&pipe).await
+                self.pipeline::<()>(&pipe).await?;
+                match guarded {
+                    Some(guarded) => self.set_guarded(guarded).await,
+                    None => Ok(()),
+                }
             }
         }
     }
