@@ -10,10 +10,9 @@
 //! a new connection.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Row};
+use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
@@ -22,8 +21,6 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// The most lookups one statement reads.
 const BATCH: usize = 256;
-/// How long making the connection may take before the batch is answered with a 503.
-const CONNECT: Duration = Duration::from_secs(2);
 
 /// Who has the openid, and the user that first carried the unionid (of any app).
 pub(super) type Owners = (Option<String>, Option<String>);
@@ -105,15 +102,7 @@ async fn read(
     conn: &mut Option<PgConnection>,
     batch: &[Lookup],
 ) -> std::result::Result<HashMap<usize, Owners>, sqlx::Error> {
-    if conn.is_none() {
-        let made = tokio::time::timeout(CONNECT, options.connect())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?;
-        *conn = Some(made?);
-    }
-    let Some(c) = conn.as_mut() else {
-        return Ok(HashMap::new());
-    };
+    let c = super::own_connection(options, conn).await?;
     let column = |f: &dyn Fn(&Lookup) -> Option<String>| -> Vec<Option<String>> {
         batch.iter().map(f).collect()
     };

@@ -47,6 +47,23 @@ pub fn new_id() -> String {
         .to_string()
 }
 
+/// A connection of a task's own (a writer's, a reader's), made where there is none yet; the
+/// task drops it after an error, so that its next statement makes a new one. Not from a pool:
+/// a pool pings a connection as it hands it out and again as it takes it back, a round trip
+/// each, where these tasks send one statement for many requests.
+pub(crate) async fn own_connection<'c, C: sqlx::Connection>(
+    options: &C::Options,
+    conn: &'c mut Option<C>,
+) -> Result<&'c mut C, sqlx::Error> {
+    if conn.is_none() {
+        let made = tokio::time::timeout(Duration::from_secs(2), C::connect_with(options))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        *conn = Some(made);
+    }
+    conn.as_mut().ok_or(sqlx::Error::PoolClosed)
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -14,11 +14,10 @@
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit::AuditEvent;
@@ -45,10 +44,10 @@ enum Job {
     Audit(Vec<AuditEvent>, oneshot::Sender<Result<()>>),
 }
 
-/// Where the writer writes.
+/// Where the writer writes: its connection (`own_connection`), and how to make it.
 enum Backend {
-    Postgres(PgPool),
-    Sqlite(SqlitePool),
+    Postgres(PgConnectOptions, Option<PgConnection>),
+    Sqlite(SqliteConnectOptions, Option<SqliteConnection>),
 }
 
 /// The queue to this pool's writer.
@@ -65,14 +64,9 @@ impl Signups {
         if !url.starts_with("postgres") {
             return sqlite_writer(url);
         }
-        // The connection is pinged before each group (sqlx's default): one that died since
-        // is replaced before the group is written.
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(2))
-            .connect_lazy(url)?;
+        let options = PgConnectOptions::from_str(url)?;
         let (jobs, queue) = mpsc::channel(GROUP * 4);
-        tokio::spawn(write_groups(Backend::Postgres(pool), queue));
+        tokio::spawn(write_groups(Backend::Postgres(options, None), queue));
         Ok(Signups { jobs })
     }
 
@@ -140,15 +134,7 @@ fn sqlite_writer(url: &str) -> Result<Signups> {
         .map_err(|e| StoreError::Unavailable(format!("sign-up writer: {e}")))?;
     std::thread::Builder::new()
         .name("wxlogin-sqlite-writer".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(2))
-                    .connect_lazy_with(options);
-                write_groups(Backend::Sqlite(pool), queue).await;
-            })
-        })
+        .spawn(move || runtime.block_on(write_groups(Backend::Sqlite(options, None), queue)))
         .map_err(|e| StoreError::Unavailable(format!("sign-up writer: {e}")))?;
     let writer = Signups { jobs };
     writers.insert(url.to_string(), writer.clone());
@@ -156,7 +142,7 @@ fn sqlite_writer(url: &str) -> Result<Signups> {
 }
 
 /// The writer: every job queued, up to a group, in one transaction, until every sender is gone.
-async fn write_groups(backend: Backend, mut queue: mpsc::Receiver<Job>) {
+async fn write_groups(mut backend: Backend, mut queue: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(GROUP);
     while queue.recv_many(&mut group, GROUP).await > 0 {
         let mut signups = Vec::new();
@@ -174,13 +160,26 @@ async fn write_groups(backend: Backend, mut queue: mpsc::Receiver<Job>) {
             .partition(|j| seen.insert((j.identity.appid.clone(), j.identity.openid.clone())));
         let events: Vec<&AuditEvent> = audits.iter().flat_map(|(e, _)| e).collect();
         let at = now();
-        let written = match &backend {
-            Backend::Postgres(_) if !events.is_empty() => Err(StoreError::Unavailable(
+        let written = match &mut backend {
+            Backend::Postgres(..) if !events.is_empty() => Err(StoreError::Unavailable(
                 "database: audit events go to the pool on PostgreSQL".into(),
             )),
-            Backend::Postgres(_) if first.is_empty() => Ok(HashSet::new()),
-            Backend::Postgres(pool) => write_postgres(pool, &first, at).await,
-            Backend::Sqlite(pool) => write_sqlite(pool, &first, &events, at).await,
+            Backend::Postgres(..) if first.is_empty() => Ok(HashSet::new()),
+            Backend::Postgres(options, conn) => {
+                // A group that failed on a connection made before it (one that PostgreSQL cut,
+                // or lost in a restart, since the last group) is written once more on a new
+                // one. Writing it twice is harmless: what the first try wrote, the second finds
+                // made, and those sign-ups find their user as a concurrent sign-in would.
+                let old = conn.is_some();
+                let mut written = write_postgres(options, conn, &first, at).await;
+                if written.is_err() && old {
+                    written = write_postgres(options, conn, &first, at).await;
+                }
+                written
+            }
+            Backend::Sqlite(options, conn) => {
+                write_sqlite(options, conn, &first, &events, at).await
+            }
         };
         let failed = |e: &StoreError| StoreError::Unavailable(e.to_string());
         for job in first {
@@ -203,7 +202,13 @@ async fn write_groups(backend: Backend, mut queue: mpsc::Receiver<Job>) {
 
 /// One statement: the identities that are new, and the users of those (the foreign key is
 /// checked at the statement's end). Answers the ids of the users made.
-async fn write_postgres(pool: &PgPool, jobs: &[Signup], at: i64) -> Result<HashSet<String>> {
+async fn write_postgres(
+    options: &PgConnectOptions,
+    conn: &mut Option<PgConnection>,
+    jobs: &[Signup],
+    at: i64,
+) -> Result<HashSet<String>> {
+    let c = super::own_connection(options, conn).await?;
     let column = |f: &dyn Fn(&Signup) -> String| jobs.iter().map(f).collect::<Vec<String>>();
     let rows = sqlx::query(
         "WITH input AS (\
@@ -232,8 +237,9 @@ async fn write_postgres(pool: &PgPool, jobs: &[Signup], at: i64) -> Result<HashS
             .collect::<Vec<i64>>(),
     )
     .bind(at)
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(&mut *c)
+    .await
+    .inspect_err(|_| *conn = None)?;
     Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
 }
 
@@ -241,7 +247,22 @@ async fn write_postgres(pool: &PgPool, jobs: &[Signup], at: i64) -> Result<HashS
 /// those identities (nothing else writes meanwhile: SQLite has one writer at a time), then the
 /// audit events.
 async fn write_sqlite(
-    pool: &SqlitePool,
+    options: &SqliteConnectOptions,
+    conn: &mut Option<SqliteConnection>,
+    jobs: &[Signup],
+    events: &[&AuditEvent],
+    at: i64,
+) -> Result<HashSet<String>> {
+    let c = super::own_connection(options, conn).await?;
+    let written = write_sqlite_on(c, jobs, events, at).await;
+    if written.is_err() {
+        *conn = None;
+    }
+    written
+}
+
+async fn write_sqlite_on(
+    c: &mut SqliteConnection,
     jobs: &[Signup],
     events: &[&AuditEvent],
     at: i64,
@@ -263,7 +284,7 @@ async fn write_sqlite(
         )
         .to_string()
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = c.begin().await?;
     let mut made = HashSet::new();
     if !jobs.is_empty() {
         made = sqlx::query(
