@@ -23,4 +23,5 @@ mod sms;
 mod sms_aliyun;
 mod tokens;
 mod web;
+mod web_guards;
 mod web_phone;
