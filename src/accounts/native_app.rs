@@ -53,7 +53,9 @@ impl Accounts {
         let nickname = Some(info.nickname.as_str()).filter(|n| !n.is_empty());
         let avatar = Some(info.headimgurl.as_str()).filter(|a| a.starts_with("http"));
         let users = &self.inner.stores.users;
-        users.write_fill(resolved.fill).await;
+        // The profile's write drops the user's cache entries (and a new user's lease with
+        // them): its fill is not written, since it would only be dropped.
+        let _unwritten = resolved.fill;
         users
             .fill_profile(&resolved.user_id, nickname, avatar)
             .await?;

@@ -224,13 +224,17 @@ impl Accounts {
             }
         };
         let (user_id, is_new_user) = (resolved.user_id, resolved.is_new_user);
-        self.inner.stores.users.write_fill(resolved.fill).await;
-        if let Some((nickname, avatar)) = &profile {
-            self.inner
-                .stores
-                .users
-                .fill_profile(&user_id, nickname.as_deref(), avatar.as_deref())
-                .await?;
+        let users = &self.inner.stores.users;
+        match &profile {
+            // The profile's write drops the user's cache entries: a new user's fill would be
+            // written only to be dropped (its lease goes with them).
+            Some((nickname, avatar)) => {
+                let _unwritten = resolved.fill;
+                users
+                    .fill_profile(&user_id, nickname.as_deref(), avatar.as_deref())
+                    .await?;
+            }
+            None => users.write_fill(resolved.fill).await,
         }
         tickets
             .put_web_tokens(&app.appid, &token.openid, &web_tokens)
