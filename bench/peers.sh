@@ -9,6 +9,8 @@
 #   bench/peers.sh
 #   BENCH_DURATION=10 BENCH_CONNECTIONS=64 BENCH_ROUNDS=2 bench/peers.sh
 #   BENCH_BIN=/tmp/wxlogin-old bench/peers.sh   # another wxlogin build
+#   BENCH_PEER_SYNCHRONOUS=NORMAL bench/peers.sh # the peer's SQLite as better-sqlite3 ships it
+#                                                # (FULL otherwise, as wxlogin's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-10}
@@ -37,7 +39,7 @@ WX="http://127.0.0.1:$port"
 until_up "$WX" || { echo "wxlogin did not start:"; cat "$WORK/server.log"; exit 1; }
 
 port=$(free_port)
-PORT=$port WECHAT=$EMU APPS="$APPID:$SECRET,$SAMPLE_APPID:sample-secret" DB="$WORK/peer.db" \
+SYNCHRONOUS=${BENCH_PEER_SYNCHRONOUS:-FULL} PORT=$port WECHAT=$EMU APPS="$APPID:$SECRET,$SAMPLE_APPID:sample-secret" DB="$WORK/peer.db" \
   REDIS_PORT=${TEST_REDIS_URL##*:} WORKERS=2 node bench/peer/server.mjs >"$WORK/peer.log" 2>&1 &
 NODE_PID=$!
 PIDS+=("$NODE_PID")
@@ -90,7 +92,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo
-echo "## wxlogin and the Node.js peer (wrk: $THREADS threads, $CONNECTIONS connections, ${DURATION}s each; SQLite, one Redis)"
+echo "## wxlogin and the Node.js peer (wrk: $THREADS threads, $CONNECTIONS connections, ${DURATION}s each; SQLite, one Redis; the peer's SQLite synchronous=${BENCH_PEER_SYNCHRONOUS:-FULL}, wxlogin's FULL)"
 echo
 printf '| %-38s | %5s | %11s | %11s | %13s | %9s | %9s | %9s | %9s |\n' workload round "Node req/s" "wxlogin /s" "wxlogin/Node" "Node µs" "wxlogin µs" "Node p99" "wx p99"
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------" "-------" "-------------" "-------------" "---------------" "-----------" "------------" "-----------" "-----------"

@@ -25,9 +25,12 @@ const SESSION_TTL = 7 * 24 * 3600;
 
 function openDb() {
   const db = new Database(env.DB);
-  // WAL, and SQLite's default synchronous=FULL (as wxlogin's): a commit is on disk when it
-  // returns.
+  // WAL, and synchronous=FULL (as wxlogin's): a commit is on disk when it returns. Said
+  // explicitly: better-sqlite3 builds SQLite with SQLITE_DEFAULT_WAL_SYNCHRONOUS=1, so a database
+  // opened in WAL mode would otherwise run synchronous=NORMAL (a commit's WAL frames are not
+  // synced; a power loss can lose the last commits). SYNCHRONOUS=NORMAL runs it as shipped.
   db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${env.SYNCHRONOUS === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
   db.pragma('busy_timeout = 5000');
   return db;
 }

@@ -193,8 +193,12 @@ impl Accounts {
                 ));
             }
         }
-        if let Some(serde_json::Value::String(unionid)) = data.get("unionId") {
-            // (Boxed: taken once per identity, and large.)
+        // A session marked as knowing its identity's unionid has nothing to learn (nor to check):
+        // its decryptions are computation alone.
+        if let (false, Some(serde_json::Value::String(unionid))) =
+            (session.unionid_known, data.get("unionId"))
+        {
+            // (Boxed: taken once per session, and large.)
             Box::pin(self.learn_unionid(auth, unionid, data.get("openId"))).await?;
         }
         Ok(OpenData { data, watermark })
@@ -202,7 +206,8 @@ impl Accounts {
 
     /// Records a unionId that decrypted data carries, where the identity has none yet and the
     /// data is the session's own user's (its `openId`, where present, is the session's); then
-    /// marks the session, so that its next decryptions write nothing.
+    /// marks the session, so that its next decryptions write nothing. Data that names another
+    /// openId is warned of and marks the session too: one log line per session, not per call.
     async fn learn_unionid(
         &self,
         auth: &Authenticated,
@@ -213,36 +218,33 @@ impl Accounts {
         let Some((appid, openid)) = session.wechat_identity() else {
             return Ok(());
         };
-        if data_openid.is_some_and(|o| o.as_str() != Some(openid)) {
+        let foreign = data_openid.is_some_and(|o| o.as_str() != Some(openid));
+        if foreign {
             tracing::warn!(
                 user_id = %session.user_id,
                 "decrypted data names another openId than the session's: its unionId is ignored"
             );
-            return Ok(());
         }
-        let known = session.unionid_known
-            || auth
-                .user
-                .identity(appid, openid)
-                .is_some_and(|i| i.unionid.is_some());
-        if !known {
+        let known = auth
+            .user
+            .identity(appid, openid)
+            .is_some_and(|i| i.unionid.is_some());
+        if !known && !foreign {
             let stores = &self.inner.stores;
             stores
                 .users
                 .record_unionid(&session.user_id, appid, openid, unionid)
                 .await?;
         }
-        if !session.unionid_known {
-            let marked = Session {
-                unionid_known: true,
-                ..session.clone()
-            };
-            self.inner
-                .stores
-                .sessions
-                .put(&auth.session_id, &marked)
-                .await?;
-        }
+        let marked = Session {
+            unionid_known: true,
+            ..session.clone()
+        };
+        self.inner
+            .stores
+            .sessions
+            .put(&auth.session_id, &marked)
+            .await?;
         Ok(())
     }
 }
