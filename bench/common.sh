@@ -17,7 +17,8 @@ WORK=$(mktemp -d "/tmp/wxlogin-$1.XXXXXX")
 PIDS=()
 cleanup_more() { :; }
 cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  # (Waited for with stderr closed, so that bash reports no "Killed" line for each.)
+  for p in "${PIDS[@]}"; do { kill -9 "$p" && wait "$p"; } 2>/dev/null || true; done
   cleanup_more
   rm -rf "$WORK"
   stop_services

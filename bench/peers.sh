@@ -9,6 +9,7 @@
 #   bench/peers.sh
 #   BENCH_DURATION=10 BENCH_CONNECTIONS=64 BENCH_ROUNDS=2 bench/peers.sh
 #   BENCH_BIN=/tmp/wxlogin-old bench/peers.sh   # another wxlogin build
+#   BENCH_WORKLOADS="healthz login" bench/peers.sh # some of healthz, login, me, decrypt
 #   BENCH_PEER_SYNCHRONOUS=NORMAL bench/peers.sh # the peer's SQLite as better-sqlite3 ships it
 #                                                # (FULL otherwise, as wxlogin's)
 set -euo pipefail
@@ -79,7 +80,7 @@ measure() { # server workload
       CPU_PIDS=$pids fresh "$url/api/v1/auth/login" "$WORK/new.codes" POST "$login" ;;
   esac
 }
-WORKLOADS=(healthz login me decrypt)
+read -ra WORKLOADS <<<"${BENCH_WORKLOADS:-healthz login me decrypt}"
 declare -A TITLE=([healthz]="GET /healthz" [login]="POST /api/v1/auth/login (new users)"
   [me]="GET /api/v1/me" [decrypt]="POST /api/v1/wechat/decrypt (sample)")
 for round in $(seq "$ROUNDS"); do
