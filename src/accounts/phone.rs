@@ -205,9 +205,12 @@ impl Accounts {
     }
 
     /// Records a unionId that decrypted data carries, where the identity has none yet and the
-    /// data is the session's own user's (its `openId`, where present, is the session's); then
-    /// marks the session, so that its next decryptions write nothing. Data that names another
-    /// openId is warned of and marks the session too: one log line per session, not per call.
+    /// data is the session's own user's (its `openId`, where present, is the session's). The
+    /// session is not written: its user's identity now has the unionid, which the next
+    /// decryptions see in the user they read with the session, and so write nothing (nor does a
+    /// write of the whole session race a refresh of its session_key). Data that names another
+    /// openId is warned of, and marks the session, so that the warning is one line per session,
+    /// not one per call.
     async fn learn_unionid(
         &self,
         auth: &Authenticated,
@@ -218,33 +221,29 @@ impl Accounts {
         let Some((appid, openid)) = session.wechat_identity() else {
             return Ok(());
         };
-        let foreign = data_openid.is_some_and(|o| o.as_str() != Some(openid));
-        if foreign {
-            tracing::warn!(
-                user_id = %session.user_id,
-                "decrypted data names another openId than the session's: its unionId is ignored"
-            );
+        let stores = &self.inner.stores;
+        if data_openid.is_none_or(|o| o.as_str() == Some(openid)) {
+            let known = auth
+                .user
+                .identity(appid, openid)
+                .is_some_and(|i| i.unionid.is_some());
+            if !known {
+                stores
+                    .users
+                    .record_unionid(&session.user_id, appid, openid, unionid)
+                    .await?;
+            }
+            return Ok(());
         }
-        let known = auth
-            .user
-            .identity(appid, openid)
-            .is_some_and(|i| i.unionid.is_some());
-        if !known && !foreign {
-            let stores = &self.inner.stores;
-            stores
-                .users
-                .record_unionid(&session.user_id, appid, openid, unionid)
-                .await?;
-        }
+        tracing::warn!(
+            user_id = %session.user_id,
+            "decrypted data names another openId than the session's: its unionId is ignored"
+        );
         let marked = Session {
             unionid_known: true,
             ..session.clone()
         };
-        self.inner
-            .stores
-            .sessions
-            .put(&auth.session_id, &marked)
-            .await?;
+        stores.sessions.put(&auth.session_id, &marked).await?;
         Ok(())
     }
 }

@@ -166,8 +166,9 @@ async fn a_unionid_learned_from_open_data_is_recorded() {
         "oUNIONolga000000000000000000"
     );
 
-    // Recorded once: the next decryptions of the session write nothing (were the row cleared
-    // behind our back, they would not fill it again).
+    // Recorded once: the next decryptions of the session write nothing, since the user they
+    // read with the session has the unionid (were the row cleared behind our back, they would
+    // not fill it again).
     let url = secrecy::ExposeSecret::expose_secret(&app.config.storage.database_url).to_string();
     sqlx::any::install_default_drivers();
     let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
