@@ -6,7 +6,7 @@ use serde_json::json;
 use super::presence::Proof;
 use super::sessions::{wechat_part, Authenticated};
 use super::Accounts;
-use crate::domain::{now, Phone, PhoneNumber, Session, WxCode};
+use crate::domain::{now, Phone, PhoneNumber, WxCode};
 use crate::error::{Code, Error, Result, DECRYPT_FAILED};
 use crate::wechat::{crypto, errcode, WechatError};
 
@@ -209,8 +209,7 @@ impl Accounts {
     /// session is not written: its user's identity now has the unionid, which the next
     /// decryptions see in the user they read with the session, and so write nothing (nor does a
     /// write of the whole session race a refresh of its session_key). Data that names another
-    /// openId is warned of, and marks the session, so that the warning is one line per session,
-    /// not one per call.
+    /// openId is warned of, once per session.
     async fn learn_unionid(
         &self,
         auth: &Authenticated,
@@ -222,28 +221,26 @@ impl Accounts {
             return Ok(());
         };
         let stores = &self.inner.stores;
-        if data_openid.is_none_or(|o| o.as_str() == Some(openid)) {
-            let known = auth
-                .user
-                .identity(appid, openid)
-                .is_some_and(|i| i.unionid.is_some());
-            if !known {
-                stores
-                    .users
-                    .record_unionid(&session.user_id, appid, openid, unionid)
-                    .await?;
+        if data_openid.is_some_and(|o| o.as_str() != Some(openid)) {
+            if stores.sessions.first_foreign_data(&auth.session_id).await? {
+                tracing::warn!(
+                    user_id = %session.user_id,
+                    "decrypted data names another openId than the session's: its unionId is \
+                     ignored"
+                );
             }
             return Ok(());
         }
-        tracing::warn!(
-            user_id = %session.user_id,
-            "decrypted data names another openId than the session's: its unionId is ignored"
-        );
-        let marked = Session {
-            unionid_known: true,
-            ..session.clone()
-        };
-        stores.sessions.put(&auth.session_id, &marked).await?;
+        let known = auth
+            .user
+            .identity(appid, openid)
+            .is_some_and(|i| i.unionid.is_some());
+        if !known {
+            stores
+                .users
+                .record_unionid(&session.user_id, appid, openid, unionid)
+                .await?;
+        }
         Ok(())
     }
 }

@@ -95,8 +95,7 @@ pub struct Session {
     pub previous_key: Option<String>,
     /// Unix seconds after which `previous_key` is no longer tried.
     pub previous_until: Option<i64>,
-    /// The identity's unionid was known at sign-in, or this session decrypted data that named
-    /// another openId (warned of once): its decryptions record nothing.
+    /// The identity's unionid was known at sign-in: decrypted data need not record it.
     pub unionid_known: bool,
     /// The binding of the identity it signs in (`Identity::binding`): the session is good
     /// while the identity has this one. None for sessions of no identity, of rows bound before

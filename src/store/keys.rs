@@ -92,6 +92,11 @@ pub fn session(id: &SessionId) -> String {
     short_key("sess:", id.as_bytes())
 }
 
+/// That a session has decrypted data naming another openId than its own (to warn of it once).
+pub fn session_foreign_data(id: &SessionId) -> String {
+    short_key("sfd:", id.as_bytes())
+}
+
 /// The index of an identity's sessions that wxlogin before 0.2 kept.
 pub fn legacy_identity_sessions(appid: &str, openid: &str) -> String {
     format!("isess:{appid}:{openid}")

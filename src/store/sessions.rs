@@ -84,6 +84,15 @@ impl Sessions {
         (left >= 1000).then(|| self.ttl.min(Duration::from_millis(left)))
     }
 
+    /// Notes that a session decrypted data naming another openId than its own; true the first
+    /// time (within the session's time to live), so that it is warned of once. A key of its
+    /// own: a decryption never writes the session, which would race a refresh of its
+    /// session_key.
+    pub async fn first_foreign_data(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let key = keys::session_foreign_data(id);
+        self.kv.set_nx(&key, b"1", self.ttl).await
+    }
+
     /// Stores a new session and returns its token; with `answer`, the login's answer for a
     /// retry of its code too, and with `fill`, the user cache's entries of a user just made, in
     /// the same round trip.
