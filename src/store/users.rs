@@ -47,8 +47,8 @@ impl Users {
     /// Connects (the SQLite file is created where missing), as one of `pools` pools of the
     /// process (one per serving thread), which share 16 connections to PostgreSQL or 4 to
     /// SQLite, at least 2 each; each pool's sign-up writer has one more (on SQLite, one for the
-    /// process), and on PostgreSQL its reader of sign-ins' lookups another. Connections that are not handed out within two seconds make a 503, not a
-    /// queue without end.
+    /// process), and on PostgreSQL its reader of sign-ins' lookups another. Connections that
+    /// are not handed out within two seconds make a 503, not a queue without end.
     pub async fn connect(url: &str, pools: usize) -> Result<Users> {
         sqlx::any::install_default_drivers();
         let postgres = url.starts_with("postgres");
